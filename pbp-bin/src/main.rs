@@ -1,0 +1,42 @@
+//! `pbp`: the Play-by-Play command. A thin composition of the library crates; each subcommand lives in
+//! its own module under `cmd/`.
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod logging;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Play-by-Play: real-time basketball data, from ESPN through a dataflow pipeline to clients.
+#[derive(Debug, Parser)]
+#[command(name = "pbp", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    log: logging::LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the main job on the embedded default (no external services).
+    Run(cmd::run::RunArgs),
+    /// Benchmarks whose last output line is one JSON object.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logging::init(&cli.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => cmd::run::run(args).await,
+            Command::Bench(bench) => cmd::bench::run(bench).await,
+        }
+    })
+}

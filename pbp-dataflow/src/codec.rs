@@ -1,0 +1,227 @@
+//! The codec seam: how typed keys and values become bytes on a topic and back.
+//!
+//! A codec is bound to one topic and one side (key or value) when it is created, so a codec that needs the
+//! topic name (a Confluent Schema Registry codec registers under `<topic>-value`) takes it at construction.
+//! `None` bytes stand for a null key or value (a tombstone in a compacted topic).
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Why bytes could not be turned into a value, or a value into bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The key or value was null and the codec does not accept null.
+    #[error("unexpected null")]
+    Null,
+    /// The bytes are not in the expected format.
+    #[error("{format}: {message}")]
+    Invalid {
+        /// The format the codec expected, such as `json` or `avro`.
+        format: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The value could not be encoded.
+    #[error("cannot encode as {format}: {message}")]
+    Encode {
+        /// The format the codec writes.
+        format: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl CodecError {
+    /// An [`Invalid`](CodecError::Invalid) error.
+    pub fn invalid(format: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Invalid { format, message: message.to_string() }
+    }
+
+    /// An [`Encode`](CodecError::Encode) error.
+    pub fn encode(format: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Encode { format, message: message.to_string() }
+    }
+}
+
+/// Turns values of `T` into bytes and back.
+///
+/// Implementations must not panic on any input: bad bytes are an error, which a pipeline turns into a
+/// dead-letter record with the reason.
+pub trait Codec<T>: Send + Sync {
+    /// Encodes `value`. `None` means a null key or value.
+    fn encode(&self, value: &T) -> Result<Option<Bytes>, CodecError>;
+
+    /// Decodes bytes; `None` is a null key or value.
+    fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError>;
+}
+
+impl<T, C: Codec<T> + ?Sized> Codec<T> for std::sync::Arc<C> {
+    fn encode(&self, value: &T) -> Result<Option<Bytes>, CodecError> {
+        (**self).encode(value)
+    }
+    fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError> {
+        (**self).decode(bytes)
+    }
+}
+
+impl<T, C: Codec<T> + ?Sized> Codec<T> for Box<C> {
+    fn encode(&self, value: &T) -> Result<Option<Bytes>, CodecError> {
+        (**self).encode(value)
+    }
+    fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError> {
+        (**self).decode(bytes)
+    }
+}
+
+fn require(bytes: Option<&Bytes>) -> Result<&Bytes, CodecError> {
+    bytes.ok_or(CodecError::Null)
+}
+
+/// JSON through serde.
+pub struct Json<T>(PhantomData<fn() -> T>);
+
+impl<T> Json<T> {
+    /// A JSON codec.
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T> Default for Json<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for Json<T> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T> std::fmt::Debug for Json<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Json")
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Codec<T> for Json<T> {
+    fn encode(&self, value: &T) -> Result<Option<Bytes>, CodecError> {
+        serde_json::to_vec(value).map(|v| Some(Bytes::from(v))).map_err(|e| CodecError::encode("json", e))
+    }
+    fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError> {
+        serde_json::from_slice(require(bytes)?).map_err(|e| CodecError::invalid("json", e))
+    }
+}
+
+/// UTF-8 text as [`String`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Utf8;
+
+impl Codec<String> for Utf8 {
+    fn encode(&self, value: &String) -> Result<Option<Bytes>, CodecError> {
+        Ok(Some(Bytes::copy_from_slice(value.as_bytes())))
+    }
+    fn decode(&self, bytes: Option<&Bytes>) -> Result<String, CodecError> {
+        std::str::from_utf8(require(bytes)?).map(str::to_owned).map_err(|e| CodecError::invalid("utf-8", e))
+    }
+}
+
+/// Raw bytes, passed through unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Raw;
+
+impl Codec<Bytes> for Raw {
+    fn encode(&self, value: &Bytes) -> Result<Option<Bytes>, CodecError> {
+        Ok(Some(value.clone()))
+    }
+    fn decode(&self, bytes: Option<&Bytes>) -> Result<Bytes, CodecError> {
+        require(bytes).cloned()
+    }
+}
+
+/// 8-byte big-endian integers, as Kafka's `LongSerializer` writes them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BigEndian;
+
+macro_rules! big_endian {
+    ($($t:ty),*) => {$(
+        impl Codec<$t> for BigEndian {
+            fn encode(&self, value: &$t) -> Result<Option<Bytes>, CodecError> {
+                Ok(Some(Bytes::copy_from_slice(&value.to_be_bytes())))
+            }
+            fn decode(&self, bytes: Option<&Bytes>) -> Result<$t, CodecError> {
+                let b = require(bytes)?;
+                let arr: [u8; std::mem::size_of::<$t>()] = b.as_ref().try_into().map_err(|_| {
+                    CodecError::invalid("big-endian", format!("expected {} bytes, got {}", std::mem::size_of::<$t>(), b.len()))
+                })?;
+                Ok(<$t>::from_be_bytes(arr))
+            }
+        }
+    )*};
+}
+big_endian!(u32, u64, i32, i64);
+
+/// The unit value, stored as a null. Useful for unkeyed topics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unit;
+
+impl Codec<()> for Unit {
+    fn encode(&self, _: &()) -> Result<Option<Bytes>, CodecError> {
+        Ok(None)
+    }
+    fn decode(&self, _: Option<&Bytes>) -> Result<(), CodecError> {
+        Ok(())
+    }
+}
+
+/// Wraps a codec so that null bytes decode to `None` and `None` encodes to null.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nullable<C>(pub C);
+
+impl<T, C: Codec<T>> Codec<Option<T>> for Nullable<C> {
+    fn encode(&self, value: &Option<T>) -> Result<Option<Bytes>, CodecError> {
+        match value {
+            Some(v) => self.0.encode(v),
+            None => Ok(None),
+        }
+    }
+    fn decode(&self, bytes: Option<&Bytes>) -> Result<Option<T>, CodecError> {
+        match bytes {
+            Some(_) => self.0.decode(bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_and_errors() {
+        let c = Json::<Vec<u32>>::new();
+        let b = c.encode(&vec![1, 2]).unwrap();
+        assert_eq!(c.decode(b.as_ref()).unwrap(), vec![1, 2]);
+        assert!(matches!(c.decode(Some(&Bytes::from_static(b"{"))), Err(CodecError::Invalid { format: "json", .. })));
+        assert!(matches!(c.decode(None), Err(CodecError::Null)));
+    }
+
+    #[test]
+    fn big_endian_rejects_wrong_length() {
+        let b = BigEndian.encode(&7u64).unwrap();
+        assert_eq!(Codec::<u64>::decode(&BigEndian, b.as_ref()).unwrap(), 7);
+        assert!(Codec::<u64>::decode(&BigEndian, Some(&Bytes::from_static(b"abc"))).is_err());
+    }
+
+    #[test]
+    fn nullable_maps_null_to_none() {
+        let c = Nullable(Utf8);
+        assert_eq!(c.decode(None).unwrap(), None);
+        assert_eq!(c.encode(&None).unwrap(), None);
+        assert_eq!(c.decode(c.encode(&Some("x".to_owned())).unwrap().as_ref()).unwrap(), Some("x".to_owned()));
+        assert!(Utf8.decode(Some(&Bytes::from_static(&[0xff]))).is_err());
+    }
+}
