@@ -179,10 +179,7 @@ impl EmbeddedLog {
         let name: Arc<str> = name.into();
         let partitions =
             (0..config.partitions).map(|_| Partition { state: Mutex::default(), space: Notify::new() }).collect();
-        topics.insert(
-            name.clone(),
-            Arc::new(Topic { name, config, partitions, round_robin: AtomicU64::new(0) }),
-        );
+        topics.insert(name.clone(), Arc::new(Topic { name, config, partitions, round_robin: AtomicU64::new(0) }));
         Ok(())
     }
 
@@ -208,12 +205,7 @@ impl EmbeddedLog {
     }
 
     /// Appends one record; returns its partition and offset. See [`append_batch`](Self::append_batch).
-    pub async fn append(
-        &self,
-        topic: &str,
-        partition: Option<u32>,
-        record: RawRecord,
-    ) -> Result<(u32, u64), LogError> {
+    pub async fn append(&self, topic: &str, partition: Option<u32>, record: RawRecord) -> Result<(u32, u64), LogError> {
         let t = self.topic(topic)?;
         let p = match partition {
             Some(p) => p,
@@ -357,12 +349,7 @@ impl EmbeddedLog {
         let p = t.partition(partition)?;
         let mut s = p.state.lock();
         if offset > s.next_offset {
-            return Err(LogError::OffsetOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                offset,
-                end: s.next_offset,
-            });
+            return Err(LogError::OffsetOutOfRange { topic: topic.to_owned(), partition, offset, end: s.next_offset });
         }
         match s.groups.get_mut(group) {
             Some(c) => *c = offset,

@@ -1,0 +1,118 @@
+//! Stream–table joins against a [`GlobalTable`].
+//!
+//! A global table is materialised from a compacted topic, from all of its partitions, on every pipeline
+//! instance (Kafka Streams' GlobalKTable). Semantics:
+//! - **Bootstrap barrier.** When the pipeline opens, the table reads every partition up to its end offset as
+//!   of that moment before the first record is joined.
+//! - **Updates apply to later records.** Before each batch is processed (and after it was polled), the table
+//!   catches up with everything appended to its topic so far; a table update therefore applies to every
+//!   record appended after it. A table update never re-emits earlier join results.
+//! - **Tombstones delete.** A null value removes the key.
+//! - **Key mapper.** The join looks the table up by a key derived from each record (`key_of`); `None` means
+//!   "no table key".
+//! - [`JoinGlobal`] (inner) drops a record whose table key has no entry; [`LeftJoinGlobal`] joins it with
+//!   `None`.
+//!
+//! A table record whose key or value cannot be decoded is skipped with a warning: reference data must not
+//! stop the stream, and the table topic's producer is the place to fix it.
+
+mod table;
+
+use async_trait::async_trait;
+
+pub use table::GlobalTable;
+use table::Materialized;
+
+use super::{OpenContext, Operator};
+use crate::error::Error;
+use crate::outcome::Outcome;
+use crate::record::Record;
+
+/// Inner join with a global table: `join(value, &table_value)` for records whose table key has an entry.
+pub struct JoinGlobal<KT, VT, FK, FJ> {
+    table: Materialized<KT, VT>,
+    key_of: FK,
+    join: FJ,
+}
+
+impl<KT, VT, FK, FJ> JoinGlobal<KT, VT, FK, FJ> {
+    /// An inner join.
+    pub fn new(table: &GlobalTable<KT, VT>, key_of: FK, join: FJ) -> Self {
+        Self { table: Materialized::new(table), key_of, join }
+    }
+}
+
+#[async_trait]
+impl<K, V, KT, VT, V2, FK, FJ> Operator<K, V> for JoinGlobal<KT, VT, FK, FJ>
+where
+    K: Send + 'static,
+    V: Send + 'static,
+    V2: Send + 'static,
+    KT: std::hash::Hash + Eq + Send + Sync + 'static,
+    VT: Send + Sync + 'static,
+    FK: FnMut(&Record<K, V>) -> Option<KT> + Send,
+    FJ: FnMut(V, &VT) -> V2 + Send,
+{
+    type OutKey = K;
+    type OutValue = V2;
+
+    #[inline]
+    fn process(&mut self, record: Record<K, V>) -> Outcome<Record<K, V2>> {
+        let Some(key) = (self.key_of)(&record) else { return Outcome::Drop };
+        match self.table.get(&key) {
+            Some(t) => Outcome::Emit(record.map_value(|v| (self.join)(v, t))),
+            None => Outcome::Drop,
+        }
+    }
+
+    async fn open(&mut self, cx: &OpenContext) -> Result<(), Error> {
+        self.table.bootstrap(cx).await
+    }
+
+    async fn before_batch(&mut self) -> Result<(), Error> {
+        self.table.catch_up().await
+    }
+}
+
+/// Left join with a global table: `join(value, Option<&table_value>)` for every record.
+pub struct LeftJoinGlobal<KT, VT, FK, FJ> {
+    table: Materialized<KT, VT>,
+    key_of: FK,
+    join: FJ,
+}
+
+impl<KT, VT, FK, FJ> LeftJoinGlobal<KT, VT, FK, FJ> {
+    /// A left join.
+    pub fn new(table: &GlobalTable<KT, VT>, key_of: FK, join: FJ) -> Self {
+        Self { table: Materialized::new(table), key_of, join }
+    }
+}
+
+#[async_trait]
+impl<K, V, KT, VT, V2, FK, FJ> Operator<K, V> for LeftJoinGlobal<KT, VT, FK, FJ>
+where
+    K: Send + 'static,
+    V: Send + 'static,
+    V2: Send + 'static,
+    KT: std::hash::Hash + Eq + Send + Sync + 'static,
+    VT: Send + Sync + 'static,
+    FK: FnMut(&Record<K, V>) -> Option<KT> + Send,
+    FJ: FnMut(V, Option<&VT>) -> V2 + Send,
+{
+    type OutKey = K;
+    type OutValue = V2;
+
+    #[inline]
+    fn process(&mut self, record: Record<K, V>) -> Outcome<Record<K, V2>> {
+        let found = (self.key_of)(&record).and_then(|k| self.table.get(&k));
+        Outcome::Emit(record.map_value(|v| (self.join)(v, found)))
+    }
+
+    async fn open(&mut self, cx: &OpenContext) -> Result<(), Error> {
+        self.table.bootstrap(cx).await
+    }
+
+    async fn before_batch(&mut self) -> Result<(), Error> {
+        self.table.catch_up().await
+    }
+}

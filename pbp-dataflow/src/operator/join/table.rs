@@ -1,0 +1,125 @@
+//! The table description and its materialisation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::operator::OpenContext;
+use crate::record::{ConsumedRecord, TopicPartition};
+use crate::transport::Consumer;
+
+/// A table materialised from a compacted topic: which topic, and how its keys and values decode.
+/// Cheap to clone; each join that uses it keeps its own copy of the data.
+pub struct GlobalTable<K, V> {
+    topic: Arc<str>,
+    key_codec: Arc<dyn Codec<K>>,
+    value_codec: Arc<dyn Codec<V>>,
+}
+
+impl<K, V> Clone for GlobalTable<K, V> {
+    fn clone(&self) -> Self {
+        Self { topic: self.topic.clone(), key_codec: self.key_codec.clone(), value_codec: self.value_codec.clone() }
+    }
+}
+
+impl<K, V> GlobalTable<K, V> {
+    /// A table over `topic`.
+    pub fn new(
+        topic: impl Into<Arc<str>>,
+        key_codec: impl Codec<K> + 'static,
+        value_codec: impl Codec<V> + 'static,
+    ) -> Self {
+        Self { topic: topic.into(), key_codec: Arc::new(key_codec), value_codec: Arc::new(value_codec) }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+pub(crate) struct Materialized<K, V> {
+    table: GlobalTable<K, V>,
+    map: HashMap<K, V>,
+    reader: Option<Box<dyn Consumer>>,
+    buf: Vec<ConsumedRecord>,
+}
+
+impl<K, V> Materialized<K, V> {
+    pub(crate) fn new(table: &GlobalTable<K, V>) -> Self {
+        Self { table: table.clone(), map: HashMap::new(), reader: None, buf: Vec::new() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Materialized<K, V> {
+    #[inline]
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    /// Reads every partition up to its end offset as of now: the bootstrap barrier.
+    pub(crate) async fn bootstrap(&mut self, cx: &OpenContext) -> Result<(), Error> {
+        let topic = self.table.topic.clone();
+        let partitions: Vec<u32> = (0..cx.transport.partitions(&topic).await?).collect();
+        let ends = cx.transport.end_offsets(&topic, &partitions).await?;
+        let mut reader = cx.transport.reader(&topic, Some(&partitions)).await?;
+        loop {
+            let caught_up = partitions.iter().zip(&ends).all(|(p, end)| {
+                reader.position(&TopicPartition::new(topic.clone(), *p)).is_some_and(|pos| pos >= *end)
+            });
+            if caught_up {
+                break;
+            }
+            reader.poll(4096, Duration::from_millis(200), &mut self.buf).await?;
+            self.apply_buffered();
+        }
+        tracing::debug!(table = %topic, entries = self.map.len(), "Global table bootstrapped.");
+        self.reader = Some(reader);
+        Ok(())
+    }
+
+    /// Applies everything appended to the table topic since the last call.
+    pub(crate) async fn catch_up(&mut self) -> Result<(), Error> {
+        loop {
+            let Some(reader) = self.reader.as_mut() else {
+                return Err(Error::Config(format!(
+                    "global table {} used before the pipeline opened it",
+                    self.table.topic
+                )));
+            };
+            reader.poll(4096, Duration::ZERO, &mut self.buf).await?;
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            self.apply_buffered();
+        }
+    }
+
+    fn apply_buffered(&mut self) {
+        for r in self.buf.drain(..) {
+            let key = match self.table.key_codec.decode(r.record.key.as_ref()) {
+                Ok(k) => k,
+                Err(error) => {
+                    tracing::warn!(%error, origin = %r.origin, "Skipped a table record whose key cannot be decoded.");
+                    continue;
+                }
+            };
+            match &r.record.value {
+                None => {
+                    self.map.remove(&key);
+                }
+                Some(_) => match self.table.value_codec.decode(r.record.value.as_ref()) {
+                    Ok(v) => {
+                        self.map.insert(key, v);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, origin = %r.origin, "Skipped a table record whose value cannot be decoded.");
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The pipeline runner: poll, process, write, checkpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::offsets::OffsetTracker;
+use super::{Dataflow, PipelineConfig};
+use crate::dlq::DeadLetterQueue;
+use crate::error::Error;
+use crate::metrics::{DataflowMetrics, PartitionLabels, PipelineLabels};
+use crate::operator::{OpenContext, Operator};
+use crate::outcome::{Outcome, Rejection};
+use crate::record::{ConsumedRecord, Origin, Record, now_millis};
+use crate::sink::{Sink, SinkRejection};
+use crate::source::{Polled, Source};
+use crate::transport::Rebalance;
+
+/// Counts of what a pipeline did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Records polled from the source.
+    pub polled: u64,
+    /// Records handed to the sink.
+    pub emitted: u64,
+    /// Records filtered out.
+    pub dropped: u64,
+    /// Records sent to the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Checkpoints that committed offsets.
+    pub commits: u64,
+}
+
+/// A runnable pipeline: source, operator chain, sink and optional dead-letter queue.
+///
+/// Delivery is at-least-once: at each checkpoint the pipeline flushes the operators' side output
+/// (changelogs), the sink and the dead-letter queue, and only then commits source offsets; each batch is
+/// processed completely before a checkpoint, so a committed offset never passes a record whose outcome is
+/// not yet safe. After a crash, records after the last commit are delivered again.
+pub struct Pipeline<S: Source, O: Operator<S::Key, S::Value>, Sk> {
+    name: Arc<str>,
+    cx: OpenContext,
+    metrics: Arc<DataflowMetrics>,
+    config: PipelineConfig,
+    source: S,
+    op: O,
+    sink: Sk,
+    dlq: Option<DeadLetterQueue>,
+    opened: bool,
+    exhausted: bool,
+    offsets: OffsetTracker,
+    stats: PipelineStats,
+    since_commit: usize,
+    last_commit: Instant,
+    next_tick: Option<Instant>,
+    polled: Vec<Polled<S::Key, S::Value>>,
+    raw: Vec<Option<ConsumedRecord>>,
+    outputs: Vec<Record<<O as Operator<S::Key, S::Value>>::OutKey, <O as Operator<S::Key, S::Value>>::OutValue>>,
+}
+
+impl<S, O, Sk> Pipeline<S, O, Sk>
+where
+    S: Source,
+    O: Operator<S::Key, S::Value>,
+    Sk: Sink<O::OutKey, O::OutValue>,
+{
+    pub(super) fn new(flow: Dataflow, source: S, op: O, sink: Sk) -> Self {
+        let cx = OpenContext { pipeline: flow.name.clone(), transport: flow.transport.clone() };
+        Self {
+            name: flow.name,
+            cx,
+            metrics: flow.metrics,
+            next_tick: None,
+            config: flow.config,
+            source,
+            op,
+            sink,
+            dlq: None,
+            opened: false,
+            exhausted: false,
+            offsets: OffsetTracker::default(),
+            stats: PipelineStats::default(),
+            since_commit: 0,
+            last_commit: Instant::now(),
+            polled: Vec::new(),
+            raw: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Sends rejected records to `dlq`. Without one, a rejected record stops the pipeline.
+    pub fn with_dlq(mut self, dlq: DeadLetterQueue) -> Self {
+        self.dlq = Some(dlq);
+        self
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the pipeline has done so far.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// The stage names of the operator chain, in order.
+    pub fn stage_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        self.op.stage_names(&mut names);
+        names.into_iter().map(|n| n.to_string()).collect()
+    }
+
+    /// Opens source, operators, sink and dead-letter queue (joins the group, bootstraps tables, restores
+    /// state). Called by the run methods; call it directly to open without processing.
+    pub async fn open(&mut self) -> Result<(), Error> {
+        if self.opened {
+            return Ok(());
+        }
+        self.source.open(&self.cx).await?;
+        self.op.open(&self.cx).await?;
+        self.sink.open(&self.cx).await?;
+        if let Some(dlq) = &mut self.dlq {
+            dlq.open(&self.cx).await?;
+        }
+        self.opened = true;
+        self.last_commit = Instant::now();
+        self.next_tick = self.config.tick_interval.map(|t| Instant::now() + t);
+        self.handle_rebalances().await?;
+        tracing::info!(pipeline = %self.name, transport = self.cx.transport.kind(), stages = ?self.stage_names(), "Pipeline open.");
+        Ok(())
+    }
+
+    /// Runs until `shutdown` completes (or a channel source is exhausted), then finishes the batch in
+    /// flight, checkpoints and returns. Errors stop the pipeline without committing the failed batch.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<PipelineStats, Error> {
+        self.open().await?;
+        tokio::pin!(shutdown);
+        loop {
+            self.handle_rebalances().await?;
+            let timeout = self.poll_timeout();
+            let polled = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                r = self.source.poll(self.config.batch_size, timeout, &mut self.polled) => r?,
+            };
+            if !polled {
+                self.exhausted = true;
+            }
+            self.after_poll().await?;
+            if self.exhausted && self.polled.is_empty() {
+                break;
+            }
+        }
+        self.checkpoint().await?;
+        tracing::info!(pipeline = %self.name, stats = ?self.stats, "Pipeline stopped.");
+        Ok(self.stats)
+    }
+
+    /// Processes everything available now, checkpoints and returns: for tests, benchmarks and batch jobs.
+    pub async fn run_until_idle(&mut self) -> Result<PipelineStats, Error> {
+        self.open().await?;
+        loop {
+            self.handle_rebalances().await?;
+            let more = self.source.poll(self.config.batch_size, Duration::ZERO, &mut self.polled).await?;
+            let got = self.polled.len();
+            self.after_poll().await?;
+            if got == 0 || !more {
+                break;
+            }
+        }
+        self.checkpoint().await?;
+        Ok(self.stats.clone())
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        let mut t = self.config.poll_timeout;
+        if let Some(next) = self.next_tick {
+            t = t.min(next.saturating_duration_since(Instant::now()));
+        }
+        t
+    }
+
+    async fn after_poll(&mut self) -> Result<(), Error> {
+        if self.polled.is_empty() {
+            if self.since_commit > 0 || !self.offsets.is_empty() {
+                // Idle: commit what is finished rather than hold it until the interval.
+                self.checkpoint().await?;
+            }
+        } else {
+            self.process_batch().await?;
+        }
+        if let Some(next) = self.next_tick
+            && Instant::now() >= next
+        {
+            self.tick().await?;
+        }
+        if self.since_commit >= self.config.commit_records || self.last_commit.elapsed() >= self.config.commit_interval
+        {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    async fn handle_rebalances(&mut self) -> Result<(), Error> {
+        while let Some(change) = self.source.next_rebalance() {
+            if let Rebalance::Revoked(tps) = &change {
+                // Finish what was processed for the partitions before they go.
+                self.checkpoint().await?;
+                self.offsets.forget(tps);
+            }
+            tracing::info!(pipeline = %self.name, ?change, "Partitions changed.");
+            self.op.on_rebalance(&self.cx, &change).await?;
+        }
+        Ok(())
+    }
+
+    async fn process_batch(&mut self) -> Result<(), Error> {
+        let started = Instant::now();
+        self.op.before_batch().await?;
+        let mut polled = std::mem::take(&mut self.polled);
+        self.stats.polled += polled.len() as u64;
+        self.raw.clear();
+        for Polled { raw, record } in polled.drain(..) {
+            if let Some(r) = &raw {
+                self.offsets.observe(&r.origin);
+            }
+            let outcome = match record {
+                Ok(record) => self.op.process(record),
+                Err(e) => Outcome::Reject(Rejection { stage: "deserialize".into(), ..Rejection::from_error(&e) }),
+            };
+            self.settle(outcome, raw.as_ref())?;
+            self.raw.push(raw);
+        }
+        self.polled = polled;
+        let mut rejected = self.op.after_batch().await?;
+        let emitted = self.outputs.len() as u64;
+        rejected.extend(self.sink.write(&mut self.outputs).await?);
+        self.stats.emitted += emitted;
+        self.dead_letter_sink_rejections(rejected)?;
+        if let Some(dlq) = &mut self.dlq {
+            dlq.send_pending().await?;
+        }
+        self.since_commit += self.raw.len();
+        self.report(started.elapsed());
+        Ok(())
+    }
+
+    #[inline]
+    fn settle(
+        &mut self,
+        outcome: Outcome<Record<O::OutKey, O::OutValue>>,
+        raw: Option<&ConsumedRecord>,
+    ) -> Result<(), Error> {
+        match outcome {
+            Outcome::Emit(r) => {
+                self.outputs.push(r);
+                if let Some(d) = &mut self.dlq {
+                    d.record_ok();
+                }
+            }
+            Outcome::Drop => {
+                self.stats.dropped += 1;
+                if let Some(d) = &mut self.dlq {
+                    d.record_ok();
+                }
+            }
+            Outcome::Reject(rejection) => self.dead_letter(raw, &rejection)?,
+            Outcome::Fail(f) => {
+                return Err(Error::StageFailed {
+                    stage: f.stage.to_string(),
+                    origin: raw.map(|r| r.origin.clone()),
+                    source: f.error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, raw: Option<&ConsumedRecord>, rejection: &Rejection) -> Result<(), Error> {
+        let Some(dlq) = &mut self.dlq else {
+            return Err(Error::rejected(rejection, raw.map(|r| r.origin.clone())));
+        };
+        tracing::warn!(
+            pipeline = %self.name,
+            stage = %rejection.stage,
+            origin = raw.map(|r| r.origin.to_string()),
+            reason = %rejection,
+            "Record dead-lettered."
+        );
+        self.stats.dead_lettered += 1;
+        dlq.reject(raw, rejection)
+    }
+
+    fn dead_letter_sink_rejections(&mut self, rejected: Vec<SinkRejection>) -> Result<(), Error> {
+        for SinkRejection { origin, mut rejection } in rejected {
+            if rejection.stage.is_empty() {
+                rejection.stage = "sink".into();
+            }
+            let raw = origin.as_ref().and_then(|o| self.find_raw(o));
+            self.dead_letter(raw.as_ref(), &rejection)?;
+        }
+        Ok(())
+    }
+
+    fn find_raw(&self, origin: &Origin) -> Option<ConsumedRecord> {
+        self.raw.iter().flatten().find(|r| &r.origin == origin).cloned()
+    }
+
+    async fn tick(&mut self) -> Result<(), Error> {
+        if let (Some(next), Some(interval)) = (self.next_tick, self.config.tick_interval) {
+            // Skip missed ticks rather than fire a burst after a stall.
+            let mut n = next + interval;
+            while n <= Instant::now() {
+                n += interval;
+            }
+            self.next_tick = Some(n);
+        }
+        let mut outcomes = Vec::new();
+        self.op.tick(now_millis(), &mut outcomes);
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        for outcome in outcomes {
+            self.settle(outcome, None)?;
+        }
+        let mut rejected = self.op.after_batch().await?;
+        let emitted = self.outputs.len() as u64;
+        rejected.extend(self.sink.write(&mut self.outputs).await?);
+        self.stats.emitted += emitted;
+        self.dead_letter_sink_rejections(rejected)?;
+        if let Some(dlq) = &mut self.dlq {
+            dlq.send_pending().await?;
+        }
+        self.since_commit += 1;
+        Ok(())
+    }
+
+    /// Flushes side output, the sink and the dead-letter queue, then commits the offsets of every record
+    /// processed so far.
+    pub async fn checkpoint(&mut self) -> Result<(), Error> {
+        self.op.flush().await?;
+        self.sink.flush().await?;
+        if let Some(dlq) = &mut self.dlq {
+            dlq.flush().await?;
+        }
+        if !self.offsets.is_empty() {
+            let offsets = self.offsets.take();
+            self.source.commit(&offsets).await?;
+            self.stats.commits += 1;
+            self.metrics.commits.get_or_create(&PipelineLabels { pipeline: self.name.to_string() }).inc();
+            tracing::debug!(pipeline = %self.name, ?offsets, "Committed.");
+        }
+        self.since_commit = 0;
+        self.last_commit = Instant::now();
+        for (tp, lag) in self.source.lag().await? {
+            let labels = PartitionLabels {
+                pipeline: self.name.to_string(),
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+            };
+            self.metrics.consumer_lag.get_or_create(&labels).set(lag as i64);
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, latency: Duration) {
+        let m = &self.metrics;
+        self.op.report(&self.name, m);
+        if let Some(d) = &mut self.dlq {
+            d.report(&self.name, m);
+        }
+        m.processing_latency
+            .get_or_create(&PipelineLabels { pipeline: self.name.to_string() })
+            .observe(latency.as_secs_f64());
+    }
+}
