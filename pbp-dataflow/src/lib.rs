@@ -44,6 +44,7 @@ pub mod pipeline;
 pub mod record;
 pub mod sink;
 pub mod source;
+pub mod testing;
 pub mod transport;
 
 pub use codec::{Codec, CodecError};

@@ -194,3 +194,72 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::codec::{BigEndian, Utf8};
+    use crate::log::EmbeddedLog;
+    use crate::record::{Origin, TopicPartition};
+    use crate::transport::{EmbeddedTransport, TopicSpec, Transport};
+
+    fn rec(key: &str, offset: u64) -> Record<String, u64> {
+        let mut r = Record::new(key.to_owned(), 1);
+        r.origin = Some(Origin { topic: "in".into(), partition: 0, offset });
+        r
+    }
+
+    #[tokio::test]
+    async fn replayed_offsets_are_not_applied_twice_but_still_emit() {
+        let log = EmbeddedLog::new();
+        let transport = Arc::new(EmbeddedTransport::new(log.clone()));
+        transport.ensure_topic(&TopicSpec::new("in", 1)).await.unwrap();
+        let cx = OpenContext { pipeline: "t".into(), transport };
+        let store: StateStore<String, u64> = StateStore::new("sum", Utf8, BigEndian);
+        let mut op = AggregateByKey::new(&store, |s: &mut u64, r: &Record<String, u64>| {
+            *s += r.value;
+            Ok(())
+        });
+        op.open(&cx).await.unwrap();
+        op.on_rebalance(&cx, &Rebalance::Assigned(vec![TopicPartition::new("in", 0)])).await.unwrap();
+        for o in 0..3 {
+            assert!(matches!(op.process(rec("a", o)), Outcome::Emit(r) if r.value == o + 1));
+        }
+        // Offsets 1 and 2 again, as after a crash before the commit.
+        assert!(matches!(op.process(rec("a", 1)), Outcome::Emit(r) if r.value == 3));
+        assert!(matches!(op.process(rec("a", 2)), Outcome::Emit(r) if r.value == 3));
+        assert!(matches!(op.process(rec("a", 3)), Outcome::Emit(r) if r.value == 4));
+        op.after_batch().await.unwrap();
+        assert_eq!(log.end_offset("sum-changelog", 0).unwrap(), 4, "one changelog record per applied update");
+
+        // A new instance restores the state and the applied offset.
+        let mut restored = AggregateByKey::new(&store, |s: &mut u64, r: &Record<String, u64>| {
+            *s += r.value;
+            Ok(())
+        });
+        restored.open(&cx).await.unwrap();
+        restored.on_rebalance(&cx, &Rebalance::Assigned(vec![TopicPartition::new("in", 0)])).await.unwrap();
+        assert!(matches!(restored.process(rec("a", 3)), Outcome::Emit(r) if r.value == 4));
+        assert!(matches!(restored.process(rec("a", 4)), Outcome::Emit(r) if r.value == 5));
+    }
+
+    #[tokio::test]
+    async fn step_errors_reject_and_keep_state() {
+        let log = EmbeddedLog::new();
+        let cx = OpenContext { pipeline: "t".into(), transport: Arc::new(EmbeddedTransport::new(log)) };
+        let store: StateStore<String, u64> = StateStore::new("s", Utf8, BigEndian).with_partitions(2);
+        let mut op = AggregateByKey::new(&store, |s: &mut u64, r: &Record<String, u64>| {
+            if r.value == 0 {
+                return Err(Rejection::new("Zero", "zero is not allowed"));
+            }
+            *s += r.value;
+            Ok(())
+        });
+        op.open(&cx).await.unwrap();
+        assert!(op.process(Record::new("a".into(), 2)).is_emit());
+        assert!(matches!(op.process(Record::new("a".into(), 0)), Outcome::Reject(r) if r.exception == "Zero"));
+        assert!(matches!(op.process(Record::new("a".into(), 1)), Outcome::Emit(r) if r.value == 3));
+    }
+}

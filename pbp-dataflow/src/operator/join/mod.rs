@@ -116,3 +116,76 @@ where
         self.table.catch_up().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::codec::Utf8;
+    use crate::log::{EmbeddedLog, TopicConfig};
+    use crate::record::RawRecord;
+    use crate::transport::EmbeddedTransport;
+
+    async fn setup(entries: usize) -> (EmbeddedLog, OpenContext, GlobalTable<String, String>) {
+        let log = EmbeddedLog::new();
+        log.create_topic("teams", TopicConfig::compacted(3)).unwrap();
+        for i in 0..entries {
+            let r = RawRecord::new(Some(Bytes::from(format!("t{i}"))), Some(Bytes::from(format!("Team {i}"))));
+            log.append("teams", None, r).await.unwrap();
+        }
+        let cx = OpenContext { pipeline: "test".into(), transport: Arc::new(EmbeddedTransport::new(log.clone())) };
+        (log, cx, GlobalTable::new("teams", Utf8, Utf8))
+    }
+
+    fn join_op(table: &GlobalTable<String, String>) -> impl Operator<String, u32, OutKey = String, OutValue = String> {
+        JoinGlobal::new(table, |r: &Record<String, u32>| Some(r.key.clone()), |v: u32, t: &String| format!("{v}@{t}"))
+    }
+
+    #[tokio::test]
+    async fn open_is_the_bootstrap_barrier() {
+        let (_log, cx, table) = setup(5000).await;
+        let mut op = join_op(&table);
+        op.open(&cx).await.unwrap();
+        // No before_batch: everything present at open must already be loaded.
+        for i in [0, 2500, 4999] {
+            match op.process(Record::new(format!("t{i}"), 1)) {
+                Outcome::Emit(r) => assert_eq!(r.value, format!("1@Team {i}")),
+                other => panic!("t{i} not loaded at open: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn updates_and_tombstones_apply_after_catch_up() {
+        let (log, cx, table) = setup(3).await;
+        let mut op = join_op(&table);
+        op.open(&cx).await.unwrap();
+        log.append("teams", None, RawRecord::new(Some(Bytes::from_static(b"t1")), None)).await.unwrap();
+        log.append("teams", None, RawRecord::new(Some(Bytes::from_static(b"t2")), Some(Bytes::from_static(b"New"))))
+            .await
+            .unwrap();
+        assert!(op.process(Record::new("t1".into(), 1)).is_emit(), "not applied before the next batch");
+        op.before_batch().await.unwrap();
+        assert!(matches!(op.process(Record::new("t1".into(), 1)), Outcome::Drop), "tombstone deletes");
+        assert!(matches!(op.process(Record::new("t2".into(), 1)), Outcome::Emit(r) if r.value == "1@New"));
+        assert!(matches!(op.process(Record::new("nope".into(), 1)), Outcome::Drop));
+    }
+
+    #[tokio::test]
+    async fn left_join_passes_missing_keys_as_none() {
+        let (_log, cx, table) = setup(1).await;
+        let mut op = LeftJoinGlobal::new(
+            &table,
+            |r: &Record<String, u32>| Some(r.key.clone()),
+            |_: u32, t: Option<&String>| t.cloned(),
+        );
+        op.open(&cx).await.unwrap();
+        assert!(
+            matches!(op.process(Record::new("t0".into(), 1)), Outcome::Emit(r) if r.value.as_deref() == Some("Team 0"))
+        );
+        assert!(matches!(op.process(Record::new("t9".into(), 1)), Outcome::Emit(r) if r.value.is_none()));
+    }
+}
