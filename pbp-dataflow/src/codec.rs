@@ -55,6 +55,18 @@ pub trait Codec<T>: Send + Sync {
 
     /// Decodes bytes; `None` is a null key or value.
     fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError>;
+
+    /// Appends the encoding of `value` to `out` and returns `true`, or returns `false` for null. Saves an
+    /// allocation where bytes are framed (changelog records); the default goes through [`encode`](Self::encode).
+    fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, CodecError> {
+        match self.encode(value)? {
+            Some(b) => {
+                out.extend_from_slice(&b);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 impl<T, C: Codec<T> + ?Sized> Codec<T> for std::sync::Arc<C> {
@@ -64,6 +76,9 @@ impl<T, C: Codec<T> + ?Sized> Codec<T> for std::sync::Arc<C> {
     fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError> {
         (**self).decode(bytes)
     }
+    fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, CodecError> {
+        (**self).encode_into(value, out)
+    }
 }
 
 impl<T, C: Codec<T> + ?Sized> Codec<T> for Box<C> {
@@ -72,6 +87,9 @@ impl<T, C: Codec<T> + ?Sized> Codec<T> for Box<C> {
     }
     fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError> {
         (**self).decode(bytes)
+    }
+    fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, CodecError> {
+        (**self).encode_into(value, out)
     }
 }
 
@@ -114,6 +132,10 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Json<T> {
     fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError> {
         serde_json::from_slice(require(bytes)?).map_err(|e| CodecError::invalid("json", e))
     }
+    fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, CodecError> {
+        serde_json::to_writer(out, value).map_err(|e| CodecError::encode("json", e))?;
+        Ok(true)
+    }
 }
 
 /// UTF-8 text as [`String`].
@@ -151,6 +173,10 @@ macro_rules! big_endian {
         impl Codec<$t> for BigEndian {
             fn encode(&self, value: &$t) -> Result<Option<Bytes>, CodecError> {
                 Ok(Some(Bytes::copy_from_slice(&value.to_be_bytes())))
+            }
+            fn encode_into(&self, value: &$t, out: &mut Vec<u8>) -> Result<bool, CodecError> {
+                out.extend_from_slice(&value.to_be_bytes());
+                Ok(true)
             }
             fn decode(&self, bytes: Option<&Bytes>) -> Result<$t, CodecError> {
                 let b = require(bytes)?;
@@ -207,6 +233,18 @@ mod tests {
         assert_eq!(c.decode(b.as_ref()).unwrap(), vec![1, 2]);
         assert!(matches!(c.decode(Some(&Bytes::from_static(b"{"))), Err(CodecError::Invalid { format: "json", .. })));
         assert!(matches!(c.decode(None), Err(CodecError::Null)));
+    }
+
+    #[test]
+    fn encode_into_appends_the_same_bytes() {
+        let mut out = b"prefix".to_vec();
+        assert!(Json::<u32>::new().encode_into(&12, &mut out).unwrap());
+        assert!(BigEndian.encode_into(&7u32, &mut out).unwrap());
+        assert!(!Unit.encode_into(&(), &mut out).unwrap());
+        assert_eq!(out, b"prefix12\0\0\0\x07".to_vec());
+        let boxed: Box<dyn Codec<u32>> = Box::new(BigEndian);
+        assert!(boxed.encode_into(&1, &mut out).unwrap());
+        assert_eq!(out.len(), 16);
     }
 
     #[test]

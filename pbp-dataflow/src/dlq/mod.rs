@@ -109,7 +109,7 @@ impl DeadLetterQueue {
             return Ok(());
         }
         let producer = self.producer.clone().ok_or_else(|| Error::Config("dead-letter queue not opened".into()))?;
-        producer.send(&self.topic, std::mem::take(&mut self.pending)).await?;
+        producer.send(&self.topic, &mut self.pending).await?;
         Ok(())
     }
 

@@ -206,72 +206,109 @@ impl EmbeddedLog {
 
     /// Appends one record; returns its partition and offset. See [`append_batch`](Self::append_batch).
     pub async fn append(&self, topic: &str, partition: Option<u32>, record: RawRecord) -> Result<(u32, u64), LogError> {
-        let t = self.topic(topic)?;
-        let p = match partition {
-            Some(p) => p,
-            None => t.choose(&record),
-        };
-        let mut offsets = self.append_to_partition(&t, p, vec![record]).await?;
-        Ok((p, offsets.pop().unwrap_or_default()))
+        let mut at = (0, 0);
+        self.append_each(topic, std::iter::once((partition, record)), |p, o| at = (p, o)).await?;
+        Ok(at)
     }
 
-    /// Appends records, each to its given partition or to the one the key picks. Records for one partition
+    /// Appends records, each to its given partition or to the one its key picks. Records for one partition
     /// keep their order. Waits while a partition is full (see the module docs); never drops a record that a
     /// registered group has not read.
-    pub async fn append_batch(
-        &self,
-        topic: &str,
-        records: impl IntoIterator<Item = (Option<u32>, RawRecord)>,
-    ) -> Result<(), LogError> {
-        let t = self.topic(topic)?;
-        let mut by_partition: Vec<Vec<RawRecord>> = Vec::new();
-        by_partition.resize_with(t.partitions.len(), Vec::new);
-        for (p, r) in records {
-            let p = match p {
-                Some(p) => p,
-                None => t.choose(&r),
-            };
-            t.partition(p)?;
-            by_partition[p as usize].push(r);
-        }
-        for (p, recs) in by_partition.into_iter().enumerate() {
-            if !recs.is_empty() {
-                self.append_to_partition(&t, p as u32, recs).await?;
-            }
-        }
-        Ok(())
+    pub async fn append_batch<I>(&self, topic: &str, records: I) -> Result<(), LogError>
+    where
+        I: IntoIterator<Item = (Option<u32>, RawRecord)>,
+        I::IntoIter: Send,
+    {
+        self.append_each(topic, records, |_, _| {}).await
     }
 
-    async fn append_to_partition(
+    async fn append_each<I>(
         &self,
-        t: &Topic,
-        partition: u32,
-        records: Vec<RawRecord>,
-    ) -> Result<Vec<u64>, LogError> {
-        let part = t.partition(partition)?;
-        if t.config.compacted && records.iter().any(|r| r.key.is_none()) {
-            return Err(LogError::NullKeyInCompactedTopic(t.name.to_string()));
-        }
+        topic: &str,
+        records: I,
+        mut appended_at: impl FnMut(u32, u64) + Send,
+    ) -> Result<(), LogError>
+    where
+        I: IntoIterator<Item = (Option<u32>, RawRecord)>,
+        I::IntoIter: Send,
+    {
+        let t = self.topic(topic)?;
+        let mut records = records.into_iter();
+        let mut held: Option<(u32, RawRecord)> = None;
         loop {
+            let (appended, blocked) = self.push_until_full(&t, &mut held, &mut records, &mut appended_at)?;
+            if appended {
+                self.inner.appended.notify_waiters();
+            }
+            let Some(p) = blocked else { return Ok(()) };
+            let part = t.partition(p)?;
             let space = part.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
-            {
-                let mut s = part.state.lock();
-                let blocked = !t.config.compacted && !s.groups.is_empty() && s.bytes >= t.config.capacity_bytes;
-                if !blocked {
-                    let offsets = records.into_iter().map(|r| s.push(r)).collect();
-                    if t.config.compacted {
-                        s.maybe_compact();
-                    } else if s.groups.is_empty() {
-                        s.evict_oldest_over(t.config.capacity_bytes);
-                    }
-                    drop(s);
-                    self.inner.appended.notify_waiters();
-                    return Ok(offsets);
-                }
+            if Self::is_full(&t, part) {
+                space.await;
             }
-            space.await;
+        }
+    }
+
+    /// Appends until a record's partition is full; returns whether anything was appended and the full
+    /// partition, if any (its record is left in `held`). Records usually come in runs for one partition, so
+    /// the lock of the previous record's partition is kept until the partition changes.
+    fn push_until_full(
+        &self,
+        t: &Topic,
+        held: &mut Option<(u32, RawRecord)>,
+        records: &mut impl Iterator<Item = (Option<u32>, RawRecord)>,
+        appended_at: &mut impl FnMut(u32, u64),
+    ) -> Result<(bool, Option<u32>), LogError> {
+        let mut current: Option<(u32, parking_lot::MutexGuard<'_, PartitionState>)> = None;
+        let mut appended = false;
+        let next = |held: &mut Option<(u32, RawRecord)>,
+                    records: &mut dyn Iterator<Item = (Option<u32>, RawRecord)>| {
+            held.take().or_else(|| records.next().map(|(p, r)| (p.unwrap_or_else(|| t.choose(&r)), r)))
+        };
+        while let Some((p, record)) = next(held, records) {
+            let part = t.partition(p)?;
+            if t.config.compacted && record.key.is_none() {
+                return Err(LogError::NullKeyInCompactedTopic(t.name.to_string()));
+            }
+            let guard = match &mut current {
+                Some((cp, guard)) if *cp == p => guard,
+                _ => {
+                    if let Some((_, guard)) = current.take() {
+                        Self::finish_run(t, guard);
+                    }
+                    &mut current.insert((p, part.state.lock())).1
+                }
+            };
+            if !t.config.compacted && !guard.groups.is_empty() && guard.bytes >= t.config.capacity_bytes {
+                *held = Some((p, record));
+                if let Some((_, guard)) = current.take() {
+                    Self::finish_run(t, guard);
+                }
+                return Ok((appended, Some(p)));
+            }
+            let offset = guard.push(record);
+            appended = true;
+            appended_at(p, offset);
+        }
+        if let Some((_, guard)) = current.take() {
+            Self::finish_run(t, guard);
+        }
+        Ok((appended, None))
+    }
+
+    fn is_full(t: &Topic, part: &Partition) -> bool {
+        let s = part.state.lock();
+        !t.config.compacted && !s.groups.is_empty() && s.bytes >= t.config.capacity_bytes
+    }
+
+    /// Retention after a run of appends to one partition.
+    fn finish_run(t: &Topic, mut guard: parking_lot::MutexGuard<'_, PartitionState>) {
+        if t.config.compacted {
+            guard.maybe_compact();
+        } else if guard.groups.is_empty() {
+            guard.evict_oldest_over(t.config.capacity_bytes);
         }
     }
 

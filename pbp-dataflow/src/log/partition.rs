@@ -1,9 +1,8 @@
 //! One partition of the embedded log: an in-memory run of records with offsets, retention and compaction.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
-
-use bytes::Bytes;
 
 use crate::record::RawRecord;
 
@@ -20,6 +19,10 @@ pub(crate) struct PartitionState {
     pub(crate) groups: HashMap<Arc<str>, u64>,
     appended_since_compaction: usize,
     live_after_compaction: usize,
+    /// Reused by compaction: indices of the newest record of each key, and which records to keep.
+    compaction_index: hashbrown::HashTable<usize>,
+    compaction_keep: Vec<bool>,
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl PartitionState {
@@ -82,25 +85,40 @@ impl PartitionState {
     /// the latest record of each key, tombstones included, so that a reader that already saw a value
     /// still sees its deletion.
     pub(crate) fn maybe_compact(&mut self) {
-        if self.appended_since_compaction < self.live_after_compaction.max(1024) {
+        // Compact once twice as many records were appended as there were live keys (and at least 8,192):
+        // compaction then costs O(1) amortised per append, and memory stays within three times the live set.
+        if self.appended_since_compaction < (2 * self.live_after_compaction).max(8192) {
             return;
         }
         self.compact();
     }
 
+    /// Keeps the newest record of each key, in place, without copying keys.
     pub(crate) fn compact(&mut self) {
-        let mut seen: HashSet<Bytes> = HashSet::with_capacity(self.live_after_compaction);
-        let mut kept: VecDeque<(u64, Arc<RawRecord>)> = VecDeque::with_capacity(self.live_after_compaction);
-        let mut bytes = 0;
-        for (offset, record) in self.records.drain(..).rev() {
+        let Self { records, compaction_index: index, compaction_keep: keep, hasher, .. } = self;
+        index.clear();
+        keep.clear();
+        keep.resize(records.len(), false);
+        let key_at = |j: usize| records[j].1.key.as_deref().unwrap_or_default();
+        for i in (0..records.len()).rev() {
             // Null keys cannot be appended to a compacted topic, so every record has a key.
-            let Some(key) = record.key.clone() else { continue };
-            if seen.insert(key) {
-                bytes += record.size();
-                kept.push_front((offset, record));
+            let Some(key) = records[i].1.key.as_deref() else { continue };
+            let hash = hasher.hash_one(key);
+            if index.find(hash, |&j| key_at(j) == key).is_none() {
+                index.insert_unique(hash, i, |&j| hasher.hash_one(key_at(j)));
+                keep[i] = true;
             }
         }
-        self.records = kept;
+        let mut i = 0;
+        let mut bytes = 0;
+        records.retain(|(_, r)| {
+            let kept = keep[i];
+            i += 1;
+            if kept {
+                bytes += r.size();
+            }
+            kept
+        });
         self.bytes = bytes;
         self.live_after_compaction = self.records.len();
         self.appended_since_compaction = 0;
@@ -110,6 +128,7 @@ impl PartitionState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn rec(k: &'static str, v: Option<&'static str>) -> RawRecord {
         RawRecord::new(Some(Bytes::from_static(k.as_bytes())), v.map(|v| Bytes::from_static(v.as_bytes())))

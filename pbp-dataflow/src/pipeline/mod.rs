@@ -61,14 +61,19 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self {
-            batch_size: 4096,
-            poll_timeout: Duration::from_millis(100),
-            commit_interval: Duration::from_secs(1),
-            commit_records: 100_000,
-            tick_interval: None,
-        }
+        Self::DEFAULT
     }
+}
+
+impl PipelineConfig {
+    /// The defaults, as a constant.
+    pub const DEFAULT: Self = Self {
+        batch_size: 1024,
+        poll_timeout: Duration::from_millis(100),
+        commit_interval: Duration::from_secs(1),
+        commit_records: 100_000,
+        tick_interval: None,
+    };
 }
 
 /// The start of a pipeline: its name, the transport it runs on, metrics and configuration.

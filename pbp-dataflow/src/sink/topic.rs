@@ -76,7 +76,7 @@ impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Sink<K, V> for TopicSin
                 Err(e) => rejected.push(SinkRejection { origin: r.origin, rejection: Rejection::from_error(&e) }),
             }
         }
-        producer.send(&self.topic, std::mem::take(&mut self.buf)).await?;
+        producer.send(&self.topic, &mut self.buf).await?;
         Ok(rejected)
     }
 

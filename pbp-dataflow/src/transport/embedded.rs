@@ -118,8 +118,8 @@ struct EmbeddedProducer {
 
 #[async_trait]
 impl Producer for EmbeddedProducer {
-    async fn send(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<(), TransportError> {
-        self.log.append_batch(topic, records.into_iter().map(|r| (r.partition, r.record))).await?;
+    async fn send(&self, topic: &str, records: &mut Vec<OutgoingRecord>) -> Result<(), TransportError> {
+        self.log.append_batch(topic, records.drain(..).map(|r| (r.partition, r.record))).await?;
         Ok(())
     }
 
@@ -183,7 +183,8 @@ impl Consumer for EmbeddedConsumer {
             if self.read_available(max, out)? > 0 {
                 return Ok(());
             }
-            if tokio::time::timeout_at(deadline, appended).await.is_err() {
+            // Tokio's timer rounds up to the next millisecond: never wait on it for a deadline already reached.
+            if Instant::now() >= deadline || tokio::time::timeout_at(deadline, appended).await.is_err() {
                 return Ok(());
             }
         }
@@ -232,13 +233,13 @@ mod tests {
         let t = EmbeddedTransport::new(EmbeddedLog::new());
         t.ensure_topic(&TopicSpec::new("in", 2)).await.unwrap();
         let producer = t.producer().unwrap();
-        let recs = (0..10u8)
+        let mut recs = (0..10u8)
             .map(|i| OutgoingRecord {
                 partition: Some(u32::from(i % 2)),
                 record: RawRecord::new(None, Some(Bytes::from(vec![i]))),
             })
             .collect();
-        producer.send("in", recs).await.unwrap();
+        producer.send("in", &mut recs).await.unwrap();
         let opts = ConsumerOptions { group: "g".into(), topics: vec!["in".into()] };
         let mut c = t.consumer(&opts).await.unwrap();
         assert!(matches!(c.next_rebalance(), Some(Rebalance::Assigned(p)) if p.len() == 2));
@@ -265,7 +266,7 @@ mod tests {
         let producer = t.producer().unwrap();
         let appender = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            producer.send("in", vec![RawRecord::new(None, Some(Bytes::from_static(b"x"))).into()]).await.unwrap();
+            producer.send("in", &mut vec![RawRecord::new(None, Some(Bytes::from_static(b"x"))).into()]).await.unwrap();
         });
         let mut out = Vec::new();
         c.poll(10, Duration::from_secs(5), &mut out).await.unwrap();

@@ -115,8 +115,9 @@ pub struct ConsumerOptions {
 /// Appends records to topics.
 #[async_trait]
 pub trait Producer: Send + Sync {
-    /// Hands records for `topic` to the transport; see the module's backpressure contract.
-    async fn send(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<(), TransportError>;
+    /// Hands the records for `topic` to the transport, draining `records` (its allocation is kept for
+    /// reuse); see the module's backpressure contract.
+    async fn send(&self, topic: &str, records: &mut Vec<OutgoingRecord>) -> Result<(), TransportError>;
 
     /// Waits until every record sent so far through this producer is acknowledged, or fails if one was not.
     async fn flush(&self) -> Result<(), TransportError>;

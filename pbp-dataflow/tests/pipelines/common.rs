@@ -49,18 +49,18 @@ impl Env {
     }
 
     pub async fn produce<K, V>(&self, topic: &str, records: &[(K, V)], kc: &dyn Codec<K>, vc: &dyn Codec<V>) {
-        let out = records
+        let mut out = records
             .iter()
             .map(|(k, v)| OutgoingRecord::from(RawRecord::new(kc.encode(k).unwrap(), vc.encode(v).unwrap())))
             .collect();
         let p = self.transport.producer().unwrap();
-        p.send(topic, out).await.unwrap();
+        p.send(topic, &mut out).await.unwrap();
         p.flush().await.unwrap();
     }
 
     pub async fn produce_raw(&self, topic: &str, records: Vec<RawRecord>) {
         let p = self.transport.producer().unwrap();
-        p.send(topic, records.into_iter().map(OutgoingRecord::from).collect()).await.unwrap();
+        p.send(topic, &mut records.into_iter().map(OutgoingRecord::from).collect()).await.unwrap();
         p.flush().await.unwrap();
     }
 

@@ -1,11 +1,18 @@
 //! `pbp bench ...`: benchmarks. Each prints progress on stderr and, as its last stdout line, one JSON object.
 
+mod dataflow;
+
 use clap::Subcommand;
 
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
-pub(crate) enum BenchCommand {}
+pub(crate) enum BenchCommand {
+    /// The dataflow pipeline against the same work written by hand on the embedded log.
+    Dataflow(dataflow::DataflowArgs),
+}
 
 pub(crate) async fn run(bench: BenchCommand) -> anyhow::Result<()> {
-    match bench {}
+    match bench {
+        BenchCommand::Dataflow(args) => dataflow::run(args).await,
+    }
 }

@@ -30,10 +30,9 @@ mod store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
 use hashbrown::HashMap;
 
-pub use store::{StateStore, StoredState};
+pub use store::{StateStore, StoredState, changelog_value};
 
 use super::{OpenContext, Operator};
 use crate::error::Error;
@@ -54,7 +53,6 @@ pub struct AggregateByKey<K, S, F> {
     partitions: u32,
     producer: Option<Arc<dyn Producer>>,
     pending: Vec<OutgoingRecord>,
-    value_buf: BytesMut,
 }
 
 impl<K, S, F> AggregateByKey<K, S, F> {
@@ -68,7 +66,6 @@ impl<K, S, F> AggregateByKey<K, S, F> {
             partitions: store.partitions().unwrap_or(1),
             producer: None,
             pending: Vec::new(),
-            value_buf: BytesMut::new(),
         }
     }
 }
@@ -80,20 +77,21 @@ where
 {
     fn changelog_record(
         store: &StateStore<K, S>,
-        buf: &mut BytesMut,
         partitions: u32,
         key: &K,
         state: &StoredState<S>,
+        timestamp: crate::record::Timestamp,
     ) -> Result<OutgoingRecord, Rejection> {
         let key_bytes = store.key_codec().encode(key).map_err(|e| Rejection::from_error(&e))?;
-        let state_bytes = store.state_codec().encode(&state.state).map_err(|e| Rejection::from_error(&e))?;
-        let value = state_bytes.map(|s| store::encode_value(buf, state.applied, &s));
+        let value =
+            changelog_value(store.state_codec(), &state.state, state.applied).map_err(|e| Rejection::from_error(&e))?;
         let partition = match (state.applied, &key_bytes) {
             (Some((p, _)), _) => p,
             (None, Some(k)) => partition_for_key(k, partitions),
             (None, None) => 0,
         };
-        Ok(OutgoingRecord { partition: Some(partition), record: RawRecord::new(key_bytes, value) })
+        let record = RawRecord { key: key_bytes, value, timestamp, headers: crate::record::Headers::new() };
+        Ok(OutgoingRecord { partition: Some(partition), record })
     }
 }
 
@@ -128,7 +126,8 @@ where
             if source.is_some() {
                 entry.applied = source;
             }
-            match Self::changelog_record(&self.store, &mut self.value_buf, self.partitions, &record.key, entry) {
+            let changelog = Self::changelog_record(&self.store, self.partitions, &record.key, entry, record.timestamp);
+            match changelog {
                 Ok(r) => self.pending.push(r),
                 Err(rejection) => return Outcome::Reject(rejection),
             }
@@ -182,7 +181,7 @@ where
     async fn after_batch(&mut self) -> Result<Vec<crate::sink::SinkRejection>, Error> {
         if !self.pending.is_empty() {
             let producer = self.producer.clone().ok_or_else(|| Error::Config("aggregate not opened".into()))?;
-            producer.send(self.store.changelog(), std::mem::take(&mut self.pending)).await?;
+            producer.send(self.store.changelog(), &mut self.pending).await?;
         }
         Ok(Vec::new())
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use hashbrown::HashMap;
 
 use crate::codec::{Codec, CodecError};
@@ -159,18 +159,23 @@ impl<K: std::hash::Hash + Eq, S> StateStore<K, S> {
     }
 }
 
-pub(crate) fn encode_value(buf: &mut BytesMut, applied: Option<(u32, u64)>, state: &Bytes) -> Bytes {
-    buf.reserve(13 + state.len());
+/// Encodes a changelog value: the layout described in the [module docs](super), one allocation.
+/// Returns `None` (a tombstone) when the state encodes to null.
+pub fn changelog_value<S>(
+    codec: &dyn Codec<S>,
+    state: &S,
+    applied: Option<(u32, u64)>,
+) -> Result<Option<Bytes>, CodecError> {
+    let mut out = Vec::with_capacity(64);
     match applied {
         Some((p, o)) => {
-            buf.put_u8(WITH_SOURCE);
-            buf.put_u32(p);
-            buf.put_u64(o);
+            out.push(WITH_SOURCE);
+            out.extend_from_slice(&p.to_be_bytes());
+            out.extend_from_slice(&o.to_be_bytes());
         }
-        None => buf.put_u8(WITHOUT_SOURCE),
+        None => out.push(WITHOUT_SOURCE),
     }
-    buf.put_slice(state);
-    buf.split().freeze()
+    Ok(codec.encode_into(state, &mut out)?.then(|| Bytes::from(out)))
 }
 
 pub(crate) fn decode_value(value: &Bytes) -> Result<(Option<(u32, u64)>, Bytes), CodecError> {
@@ -192,12 +197,13 @@ mod tests {
 
     #[test]
     fn value_layout_round_trips() {
-        let mut buf = BytesMut::new();
-        let state = Bytes::from_static(b"state");
-        let v = encode_value(&mut buf, Some((3, 99)), &state);
-        assert_eq!(decode_value(&v).unwrap(), (Some((3, 99)), state.clone()));
-        let v = encode_value(&mut buf, None, &state);
-        assert_eq!(decode_value(&v).unwrap(), (None, state));
+        let codec = crate::codec::Utf8;
+        let state = "state".to_owned();
+        let v = changelog_value(&codec, &state, Some((3, 99))).unwrap().unwrap();
+        assert_eq!(decode_value(&v).unwrap(), (Some((3, 99)), Bytes::from_static(b"state")));
+        let v = changelog_value(&codec, &state, None).unwrap().unwrap();
+        assert_eq!(decode_value(&v).unwrap(), (None, Bytes::from_static(b"state")));
+        assert_eq!(changelog_value(&crate::codec::Unit, &(), None).unwrap(), None);
         assert!(decode_value(&Bytes::from_static(&[1, 2])).is_err());
         assert!(decode_value(&Bytes::new()).is_err());
     }
