@@ -9,10 +9,10 @@ use crate::transport::{BoxError, TransportError};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The transport failed.
-    #[error("transport: {0}")]
+    #[error(transparent)]
     Transport(#[from] TransportError),
     /// A stage answered `Fail` for a record.
-    #[error("stage {stage:?} failed{}: {source}", origin_suffix(.origin))]
+    #[error("stage {stage:?} failed{}", origin_suffix(.origin))]
     StageFailed {
         /// Stage name.
         stage: String,
@@ -36,7 +36,7 @@ pub enum Error {
     #[error("dead-letter limit exceeded: {0}")]
     DlqLimitExceeded(String),
     /// A state or table record could not be decoded during restoration or bootstrap.
-    #[error("cannot restore {what} from {origin}: {source}")]
+    #[error("cannot restore {what} from {origin}")]
     Restore {
         /// The store or table.
         what: String,
@@ -50,7 +50,7 @@ pub enum Error {
     #[error("invalid pipeline: {0}")]
     Config(String),
     /// A sink failed as a whole (not one record).
-    #[error("sink {sink:?}: {source}")]
+    #[error("sink {sink:?} failed")]
     Sink {
         /// Sink name.
         sink: String,

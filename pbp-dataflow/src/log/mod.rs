@@ -324,7 +324,7 @@ impl EmbeddedLog {
         out: &mut Vec<ConsumedRecord>,
     ) -> Result<u64, LogError> {
         let t = self.topic(topic)?;
-        Ok(read_partition(&t, partition, from, max, out)?)
+        read_partition(&t, partition, from, max, out)
     }
 
     /// The offset the next record appended to the partition will get.

@@ -21,6 +21,9 @@
 //! # Ok(()) }
 //! ```
 
+// Combinator signatures are nested generic types by design (that is what makes the chain inline).
+#![allow(clippy::type_complexity)]
+
 mod offsets;
 mod run;
 mod shutdown;
@@ -127,7 +130,7 @@ pub struct Stream<S, O> {
     op: O,
 }
 
-type Out<S, O> = Record<
+pub(crate) type Out<S, O> = Record<
     <O as Operator<<S as Source>::Key, <S as Source>::Value>>::OutKey,
     <O as Operator<<S as Source>::Key, <S as Source>::Value>>::OutValue,
 >;

@@ -56,7 +56,7 @@ pub struct Pipeline<S: Source, O: Operator<S::Key, S::Value>, Sk> {
     next_tick: Option<Instant>,
     polled: Vec<Polled<S::Key, S::Value>>,
     raw: Vec<Option<ConsumedRecord>>,
-    outputs: Vec<Record<<O as Operator<S::Key, S::Value>>::OutKey, <O as Operator<S::Key, S::Value>>::OutValue>>,
+    outputs: Vec<super::Out<S, O>>,
 }
 
 impl<S, O, Sk> Pipeline<S, O, Sk>

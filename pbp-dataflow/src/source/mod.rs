@@ -31,7 +31,7 @@ pub struct Polled<K, V> {
 
 /// Why a raw record could not be decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decode the {part}: {source}")]
+#[error("cannot decode the {part}")]
 pub struct DecodeError {
     /// `key` or `value`.
     pub part: &'static str,

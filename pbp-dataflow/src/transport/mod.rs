@@ -38,7 +38,7 @@ pub enum TransportError {
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
     /// A broker or client error, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Client {
         /// What was being done.
         context: String,

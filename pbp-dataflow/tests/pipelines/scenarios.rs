@@ -181,7 +181,7 @@ pub async fn global_table_bootstrap_barrier_updates_and_tombstones(env: Env) {
 
     let mut left = env
         .dataflow("left")
-        .source(TopicSource::new(&left_input, &env.name("g"), Utf8, BigEndian))
+        .source(TopicSource::new(&left_input, env.name("g"), Utf8, BigEndian))
         .left_join_global(
             &table,
             |r: &Record<String, u64>| Some(r.key.clone()),

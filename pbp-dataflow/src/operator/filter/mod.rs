@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn filter_drops_rejected_records() {
-        let mut op = Filter::new(|r: &Record<(), u32>| r.value % 2 == 0);
+        let mut op = Filter::new(|r: &Record<(), u32>| r.value.is_multiple_of(2));
         assert!(op.process(Record::new((), 2)).is_emit());
         assert!(matches!(op.process(Record::new((), 3)), Outcome::Drop));
     }
