@@ -15,6 +15,8 @@
 //! commits source offsets only after that.
 
 mod embedded;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,291 @@
+//! Kafka consumers: a consumer-group member (at-least-once commits, rebalance events) and a group-less
+//! reader for tables and state restoration.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::FutureExt;
+use parking_lot::Mutex;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use tokio::time::Instant;
+
+use crate::record::{ConsumedRecord, Headers, Origin, RawRecord, TopicPartition};
+use crate::transport::{Consumer, Rebalance, TransportError};
+
+/// Rebalance callbacks: queue the change for the pipeline; before partitions are revoked, commit the
+/// offsets stored so far (every stored offset is of a finished record).
+#[derive(Default)]
+pub(super) struct GroupContext {
+    events: Mutex<VecDeque<Rebalance>>,
+    assignment: Mutex<Vec<TopicPartition>>,
+    /// Consumer lag per partition from librdkafka's statistics (`statistics.interval.ms`).
+    lag: Mutex<HashMap<TopicPartition, u64>>,
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lag = self.lag.lock();
+        for (topic, t) in &statistics.topics {
+            for (p, partition) in &t.partitions {
+                if *p >= 0 && partition.consumer_lag >= 0 {
+                    lag.insert(TopicPartition::new(topic.as_str(), *p as u32), partition.consumer_lag as u64);
+                }
+            }
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition() as u32)).collect()
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => tracing::warn!(%error, "Commit before revocation failed."),
+            }
+            let revoked = partitions_of(tpl);
+            self.assignment.lock().retain(|tp| !revoked.contains(tp));
+            self.events.lock().push_back(Rebalance::Revoked(revoked));
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        match rebalance {
+            rdkafka::consumer::Rebalance::Assign(tpl) => {
+                let assigned = partitions_of(tpl);
+                self.assignment.lock().extend(assigned.iter().cloned());
+                self.events.lock().push_back(Rebalance::Assigned(assigned));
+            }
+            rdkafka::consumer::Rebalance::Error(error) => tracing::warn!(%error, "Rebalance error."),
+            rdkafka::consumer::Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            tracing::warn!(%error, "Offset commit failed; the next commit covers it.");
+        }
+    }
+}
+
+/// Copies a message into a [`ConsumedRecord`], interning topic names.
+fn to_record(topics: &mut HashMap<String, Arc<str>>, m: &BorrowedMessage<'_>) -> ConsumedRecord {
+    let topic = match topics.get(m.topic()) {
+        Some(t) => t.clone(),
+        None => {
+            let t: Arc<str> = m.topic().into();
+            topics.insert(m.topic().to_owned(), t.clone());
+            t
+        }
+    };
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key, Bytes::copy_from_slice(h.value.unwrap_or_default())))
+                .collect::<Headers>()
+        })
+        .unwrap_or_default();
+    let record = RawRecord {
+        key: m.key().map(Bytes::copy_from_slice),
+        value: m.payload().map(Bytes::copy_from_slice),
+        timestamp: m.timestamp().to_millis().unwrap_or_else(crate::record::now_millis),
+        headers,
+    };
+    ConsumedRecord {
+        record: Arc::new(record),
+        origin: Origin { topic, partition: m.partition() as u32, offset: m.offset() as u64 },
+    }
+}
+
+/// A consumer-group member.
+pub(super) struct GroupConsumer {
+    pub(super) consumer: StreamConsumer<GroupContext>,
+    pub(super) topics: HashMap<String, Arc<str>>,
+    pub(super) positions: HashMap<TopicPartition, u64>,
+}
+
+impl GroupConsumer {
+    fn context(&self) -> &GroupContext {
+        self.consumer.context()
+    }
+}
+
+#[async_trait]
+impl Consumer for GroupConsumer {
+    async fn poll(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        out: &mut Vec<ConsumedRecord>,
+    ) -> Result<(), TransportError> {
+        let deadline = Instant::now() + timeout;
+        let events_before = self.context().events.lock().len();
+        let mut taken = 0;
+        while taken < max {
+            // A rebalance during this poll: return what we have so the pipeline handles it first.
+            if self.context().events.lock().len() > events_before {
+                break;
+            }
+            let next = match self.consumer.recv().now_or_never() {
+                Some(r) => r,
+                None if taken > 0 || Instant::now() >= deadline => break,
+                None => match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Ok(m) => {
+                    let r = to_record(&mut self.topics, &m);
+                    self.positions.insert(TopicPartition::new(r.origin.topic.clone(), r.origin.partition), r.origin.offset + 1);
+                    out.push(r);
+                    taken += 1;
+                }
+                Err(error) => {
+                    // Errors here are mostly transient (a broker moved, a topic is being created); librdkafka
+                    // retries on its own. Report and let the caller poll again.
+                    tracing::warn!(%error, "Consumer error.");
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, offsets: &[(TopicPartition, u64)]) -> Result<(), TransportError> {
+        let assignment = self.context().assignment.lock().clone();
+        let mut tpl = TopicPartitionList::new();
+        for (tp, offset) in offsets {
+            // Partitions revoked since these records were read belong to another member now; its offsets
+            // were committed, as far as they were finished, before the revocation.
+            if assignment.contains(tp) {
+                tpl.add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(*offset as i64))
+                    .map_err(|e| TransportError::client("building the commit", e))?;
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        self.consumer.store_offsets(&tpl).map_err(|e| TransportError::client("storing offsets", e))?;
+        self.consumer.commit(&tpl, CommitMode::Async).map_err(|e| TransportError::client("committing offsets", e))
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.context().assignment.lock().clone()
+    }
+
+    fn next_rebalance(&mut self) -> Option<Rebalance> {
+        self.context().events.lock().pop_front()
+    }
+
+    fn position(&self, partition: &TopicPartition) -> Option<u64> {
+        self.positions.get(partition).copied()
+    }
+
+    async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, TransportError> {
+        let assignment = self.assignment();
+        let lag = self.context().lag.lock();
+        Ok(assignment.into_iter().filter_map(|tp| lag.get(&tp).map(|l| (tp, *l))).collect())
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        // Offsets are committed asynchronously; make sure the last ones land before leaving the group.
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => tracing::warn!(%error, "Final commit failed."),
+        }
+    }
+}
+
+/// Reads assigned partitions from the beginning, without a group. Knows when it reached the end of a
+/// partition from librdkafka's end-of-partition events, so gaps left by compaction do not stall it.
+pub(super) struct Reader {
+    pub(super) consumer: StreamConsumer,
+    pub(super) topics: HashMap<String, Arc<str>>,
+    pub(super) positions: HashMap<TopicPartition, u64>,
+    pub(super) pending: VecDeque<Rebalance>,
+}
+
+#[async_trait]
+impl Consumer for Reader {
+    async fn poll(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        out: &mut Vec<ConsumedRecord>,
+    ) -> Result<(), TransportError> {
+        let deadline = Instant::now() + timeout;
+        let mut taken = 0;
+        while taken < max {
+            let next = match self.consumer.recv().now_or_never() {
+                Some(r) => r,
+                None if taken > 0 || Instant::now() >= deadline => break,
+                None => match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Ok(m) => {
+                    let r = to_record(&mut self.topics, &m);
+                    let pos = self.positions.entry(TopicPartition::new(r.origin.topic.clone(), r.origin.partition)).or_default();
+                    *pos = (*pos).max(r.origin.offset + 1);
+                    out.push(r);
+                    taken += 1;
+                }
+                Err(KafkaError::PartitionEOF(p)) => {
+                    // At the end of the partition as the last fetch saw it, the fetch position is that end:
+                    // everything below it has been read, gaps left by compaction included.
+                    if let Ok(tpl) = self.consumer.position() {
+                        for e in tpl.elements() {
+                            if e.partition() == p
+                                && let Offset::Offset(o) = e.offset()
+                                && let Some(pos) = self.positions.get_mut(&TopicPartition::new(e.topic(), p as u32))
+                            {
+                                *pos = (*pos).max(o.max(0) as u64);
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Reader error.");
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, _offsets: &[(TopicPartition, u64)]) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.positions.keys().cloned().collect()
+    }
+
+    fn next_rebalance(&mut self) -> Option<Rebalance> {
+        self.pending.pop_front()
+    }
+
+    fn position(&self, partition: &TopicPartition) -> Option<u64> {
+        self.positions.get(partition).copied()
+    }
+
+    async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, TransportError> {
+        Ok(Vec::new())
+    }
+}
