@@ -1,0 +1,168 @@
+//! `PlayEvent`: one normalized play.
+
+use serde::{Deserialize, Serialize};
+
+/// Which side of the game a team plays on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The home team.
+    Home,
+    /// The away team.
+    Away,
+}
+
+/// Whether a play is seen for the first time or corrects one already emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// First time this play is emitted.
+    New,
+    /// A correction of a play already emitted (same `play_id`, changed content).
+    Update,
+}
+
+/// A location on the feed's half-court grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coordinate {
+    /// Across the court, 0-50.
+    pub x: i32,
+    /// Distance from the baseline.
+    pub y: i32,
+}
+
+/// One normalized basketball play (schema `com.playbyplay.PlayEvent`, `schemas/PlayEvent.avsc`).
+///
+/// Timestamps are milliseconds since the Unix epoch (Avro `timestamp-millis`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayEvent {
+    /// The feed's event id of the game.
+    pub game_id: String,
+    /// The feed's id of the play, unique within the game.
+    pub play_id: String,
+    /// Sequence number within the game.
+    pub sequence: i64,
+    /// Period number (5 and above are overtimes in the NBA).
+    pub period: i32,
+    /// Game clock as displayed by the feed.
+    pub clock_display: String,
+    /// Seconds left in the period.
+    pub clock_seconds: f64,
+    /// Seconds left in regulation (0 during overtime).
+    pub game_seconds_left: f64,
+    /// Canonical event type in snake_case, e.g. `jump_shot`.
+    pub event_type: String,
+    /// The feed's type id.
+    pub espn_type_id: String,
+    /// The feed's type text.
+    pub espn_type_text: String,
+    /// Team the play is attributed to.
+    pub team_id: Option<String>,
+    /// Which side `team_id` plays on.
+    pub side: Option<Side>,
+    /// Home score after the play.
+    pub home_score: i32,
+    /// Away score after the play.
+    pub away_score: i32,
+    /// Points scored on the play.
+    pub score_value: i32,
+    /// True if points were scored.
+    pub scoring_play: bool,
+    /// True for field-goal attempts and free throws.
+    pub shooting_play: bool,
+    /// Points the shot was worth if made.
+    pub shot_value: Option<i32>,
+    /// Where the play happened.
+    pub coordinate: Option<Coordinate>,
+    /// Real-world time of the play, ms since the epoch.
+    pub wallclock: Option<i64>,
+    /// Athlete ids involved, in the feed's order.
+    pub participants: Vec<String>,
+    /// The feed's description.
+    pub text: String,
+    /// League slug, e.g. `nba`.
+    pub league: String,
+    /// New play or correction.
+    pub change: ChangeKind,
+    /// When the collector fetched the play, ms since the epoch.
+    pub fetched_at: i64,
+}
+
+impl PlayEvent {
+    /// A realistic made three-pointer (from a recorded NBA game), with every optional field set. Handy in
+    /// examples, tests and benchmarks.
+    pub fn example() -> Self {
+        Self {
+            game_id: "401585607".to_owned(),
+            play_id: "4015856077".to_owned(),
+            sequence: 7,
+            period: 1,
+            clock_display: "11:21".to_owned(),
+            clock_seconds: 681.0,
+            game_seconds_left: 2841.0,
+            event_type: "jump_shot".to_owned(),
+            espn_type_id: "92".to_owned(),
+            espn_type_text: "Jump Shot".to_owned(),
+            team_id: Some("19".to_owned()),
+            side: Some(Side::Home),
+            home_score: 3,
+            away_score: 0,
+            score_value: 3,
+            scoring_play: true,
+            shooting_play: true,
+            shot_value: Some(3),
+            coordinate: Some(Coordinate { x: 28, y: 26 }),
+            wallclock: Some(1_710_713_444_000),
+            participants: vec!["4432573".to_owned(), "3134908".to_owned()],
+            text: "Wendell Carter Jr. makes 26-foot three point jumper (Franz Wagner assists)".to_owned(),
+            league: "nba".to_owned(),
+            change: ChangeKind::New,
+            fetched_at: 1_710_713_446_123,
+        }
+    }
+
+    /// An end-of-period play: every optional field is `None` and there are no participants.
+    pub fn example_sparse() -> Self {
+        Self {
+            play_id: "401585607180".to_owned(),
+            sequence: 180,
+            clock_display: "0.0".to_owned(),
+            clock_seconds: 0.0,
+            game_seconds_left: 2160.0,
+            event_type: "end_period".to_owned(),
+            espn_type_id: "412".to_owned(),
+            espn_type_text: "End Period".to_owned(),
+            team_id: None,
+            side: None,
+            home_score: 31,
+            away_score: 27,
+            score_value: 0,
+            scoring_play: false,
+            shooting_play: false,
+            shot_value: None,
+            coordinate: None,
+            wallclock: None,
+            participants: Vec::new(),
+            text: "End of the 1st Quarter".to_owned(),
+            change: ChangeKind::Update,
+            ..Self::example()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn play_event_matches_its_schema() {
+        crate::model::schema_check::check(&PlayEvent::example(), &PlayEvent::example_sparse());
+    }
+
+    #[test]
+    fn enum_like_strings_are_snake_case() {
+        let json = serde_json::to_value(PlayEvent::example()).unwrap();
+        assert_eq!(json["side"], "home");
+        assert_eq!(json["change"], "new");
+    }
+}
