@@ -12,7 +12,8 @@
 //! | `GET /subjects/{s}/versions` | `[1, 2, ...]` |
 //! | `GET /subjects/{s}/versions/{v or latest}` | `{"subject","version","id","schema"}` |
 //! | `POST /compatibility/subjects/{s}/versions/{v or latest}` | `{"is_compatible": bool}` (`messages` with `?verbose=true`) |
-//! | `GET /config`, `GET /config/{s}` | `{"compatibilityLevel": "BACKWARD"}` |
+//! | `POST /compatibility/subjects/{s}/versions` | the same, against the versions registration checks |
+//! | `GET /config`, `GET /config/{s}[?defaultToGlobal=true]` | `{"compatibilityLevel": "BACKWARD"}` |
 //! | `PUT /config`, `PUT /config/{s}` `{"compatibility": "FULL"}` | `{"compatibility": "FULL"}` |
 //!
 //! Errors are Confluent's: `{"error_code": 40401, "message": "..."}` with the matching HTTP status.
@@ -118,6 +119,7 @@ impl RegistryApi {
     pub fn handle(&self, method: &str, path: &str, body: &[u8]) -> ApiResponse {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let verbose = query.split('&').any(|kv| kv == "verbose=true");
+        let default_to_global = query.split('&').any(|kv| kv == "defaultToGlobal=true");
         let Some(segments) = path.trim_matches('/').split('/').map(percent_decode).collect::<Option<Vec<String>>>()
         else {
             return ApiResponse::error(404, 404, "HTTP 404 Not Found");
@@ -159,17 +161,18 @@ impl RegistryApi {
                     let version = VersionSelector::parse(version)?;
                     self.registry.with_core(|c| c.is_compatible_with(subject, version, &s))
                 })
-                .map(|outcome| match (outcome, verbose) {
-                    (Ok(()), false) => json!({"is_compatible": true}),
-                    (Ok(()), true) => json!({"is_compatible": true, "messages": []}),
-                    (Err(_), false) => json!({"is_compatible": false}),
-                    (Err(reason), true) => json!({"is_compatible": false, "messages": [reason]}),
-                }),
+                .map(|outcome| Self::compatibility_answer(outcome, verbose)),
+            ("POST", ["compatibility", "subjects", subject, "versions"]) => Self::schema_body(body)
+                .and_then(|s| self.registry.with_core(|c| c.is_compatible(subject, &s)))
+                .map(|outcome| Self::compatibility_answer(outcome, verbose)),
             ("GET", ["config"]) => {
                 Ok(json!({"compatibilityLevel": self.registry.with_core(|c| c.compatibility(None))}))
             }
             ("GET", ["config", subject]) => match self.registry.with_core(|c| c.subject_compatibility(subject)) {
                 Some(level) => Ok(json!({"compatibilityLevel": level})),
+                None if default_to_global => {
+                    Ok(json!({"compatibilityLevel": self.registry.with_core(|c| c.compatibility(None))}))
+                }
                 None => Err(RegistryError::SubjectNotFound { subject: (*subject).to_owned() }),
             },
             ("PUT", ["config"]) => self.set_config(None, body),
@@ -184,6 +187,15 @@ impl RegistryApi {
         match result {
             Ok(body) => ApiResponse::ok(body),
             Err(e) => ApiResponse::from_error(&e),
+        }
+    }
+
+    fn compatibility_answer(outcome: Result<(), String>, verbose: bool) -> Value {
+        match (outcome, verbose) {
+            (Ok(()), false) => json!({"is_compatible": true}),
+            (Ok(()), true) => json!({"is_compatible": true, "messages": []}),
+            (Err(_), false) => json!({"is_compatible": false}),
+            (Err(reason), true) => json!({"is_compatible": false, "messages": [reason]}),
         }
     }
 
@@ -261,6 +273,10 @@ mod tests {
         assert_eq!((refused.status, refused.body["error_code"].clone()), (409, json!(409)));
         assert_eq!(api.handle("GET", "/config", b"").body, json!({"compatibilityLevel": "BACKWARD"}));
         assert_eq!(api.handle("GET", "/config/t-value", b"").body["error_code"], 40401);
+        let effective = api.handle("GET", "/config/t-value?defaultToGlobal=true", b"").body;
+        assert_eq!(effective, json!({"compatibilityLevel": "BACKWARD"}));
+        let all = api.handle("POST", "/compatibility/subjects/t-value/versions", &body(V2_REQUIRED)).body;
+        assert_eq!(all, json!({"is_compatible": false}));
         let put = api.handle("PUT", "/config/t-value", br#"{"compatibility":"NONE"}"#);
         assert_eq!(put.body, json!({"compatibility": "NONE"}));
         assert_eq!(api.handle("GET", "/config/t-value", b"").body, json!({"compatibilityLevel": "NONE"}));

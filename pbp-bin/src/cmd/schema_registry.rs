@@ -63,8 +63,9 @@ pub(crate) async fn serve(
         let api = api.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| handle(api.clone(), request));
-            if let Err(error) =
-                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await
+            if let Err(error) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
             {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
@@ -74,13 +75,18 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-async fn handle(api: RegistryApi, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+async fn handle(
+    api: RegistryApi,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let method = request.method().as_str().to_owned();
-    let path = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+    let path =
+        request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |pq| pq.as_str().to_owned());
     let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
-            let body = serde_json::json!({"error_code": 413, "message": format!("cannot read the request body: {error}")});
+            let body =
+                serde_json::json!({"error_code": 413, "message": format!("cannot read the request body: {error}")});
             return Ok(response(StatusCode::PAYLOAD_TOO_LARGE, &body));
         }
     };
@@ -119,7 +125,9 @@ mod tests {
 
     use super::*;
 
-    async fn start(dir: &std::path::Path) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    async fn start(
+        dir: &std::path::Path,
+    ) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let api = RegistryApi::new(EmbeddedRegistry::open(dir).unwrap());
@@ -190,7 +198,10 @@ mod tests {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await?;
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
-        assert!(answer.to_ascii_lowercase().contains("content-type: application/vnd.schemaregistry.v1+json"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("content-type: application/vnd.schemaregistry.v1+json"),
+            "{answer}"
+        );
         assert!(answer.ends_with(r#"{"error_code":40403,"message":"Schema not found"}"#), "{answer}");
         stop.send(()).ok();
         task.await??;

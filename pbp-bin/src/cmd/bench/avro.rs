@@ -78,7 +78,10 @@ fn plays(n: usize) -> Vec<PlayEvent> {
 }
 
 /// Encodes then decodes every record `rounds` times with `round_trip`; returns the time per record.
-fn time(records: &[PlayEvent], mut round_trip: impl FnMut(&PlayEvent) -> anyhow::Result<PlayEvent>) -> anyhow::Result<Duration> {
+fn time(
+    records: &[PlayEvent],
+    mut round_trip: impl FnMut(&PlayEvent) -> anyhow::Result<PlayEvent>,
+) -> anyhow::Result<Duration> {
     let start = Instant::now();
     for record in records {
         black_box(round_trip(black_box(record))?);
@@ -125,9 +128,12 @@ pub(crate) async fn run(args: AvroArgs) -> anyhow::Result<()> {
         anyhow::ensure!(value_path(p)? == *p, "Value path changed a record");
     }
     let apache_serde_ok = warmup.iter().take(100).all(|p| apache_serde(p).is_ok_and(|back| back == *p));
-    let bytes_per_record = records.iter().map(|p| codec.encode(p).map(|b| b.map_or(0, |b| b.len()))).sum::<Result<usize, _>>()? / n;
+    let bytes_per_record =
+        records.iter().map(|p| codec.encode(p).map(|b| b.map_or(0, |b| b.len()))).sum::<Result<usize, _>>()? / n;
 
-    eprintln!("bench avro: {n} PlayEvent records, {bytes_per_record} bytes each on average (Confluent framing included)");
+    eprintln!(
+        "bench avro: {n} PlayEvent records, {bytes_per_record} bytes each on average (Confluent framing included)"
+    );
     time(warmup, ours)?;
     let ours_ns = time(&records, ours)?.as_nanos() as f64;
     eprintln!("  pbp-avro codec (serde_avro_fast):      {ours_ns:>8.0} ns per encode+decode");
