@@ -68,7 +68,12 @@ impl ReadPlan {
     pub(crate) fn decode<T: AvroRecord>(&self, payload: &[u8], reader: &ReaderSchema) -> Result<T, String> {
         match self {
             Self::Direct(schema) => {
-                let mut state = serde_avro_fast::de::DeserializerState::from_reader(payload, schema);
+                // Reading from the slice as a `BufRead` tells us what is left afterwards (trailing bytes are
+                // an error). No length inside a datum can exceed the datum: cap allocations to its size, so a
+                // forged length prefix cannot make us allocate more than the message.
+                let mut read = serde_avro_fast::de::read::ReaderRead::new(payload);
+                read.max_alloc_size = payload.len();
+                let mut state = serde_avro_fast::de::DeserializerState::new(read, schema);
                 let value = serde::Deserialize::deserialize(state.deserializer()).map_err(|e| e.to_string())?;
                 let rest = state.into_reader().into_inner();
                 if rest.is_empty() { Ok(value) } else { Err(format!("{} trailing bytes after the record", rest.len())) }

@@ -140,6 +140,11 @@ async fn broken_avro_is_an_error_with_a_reason() {
     let message = err_message(play.decode(other.as_ref()).unwrap_err());
     assert!(message.contains("cannot be read as com.playbyplay.PlayEvent"), "{message}");
     assert_eq!(play.plan(scoreboard.schema_id()).unwrap().kind(), "unreadable");
+    // A forged length prefix (a game_id of 100 MB) is refused before anything that size is allocated.
+    let mut forged = good[..5].to_vec();
+    forged.extend_from_slice(&[0x80, 0x84, 0xaf, 0x5f, b'4']);
+    let message = err_message(play.decode(Some(&Bytes::from(forged))).unwrap_err());
+    assert!(message.contains("Allocation size that would be required (100000000)"), "{message}");
     // Random bytes after a valid header never panic.
     for seed in 0u8..=255 {
         let mut bytes = good[..5].to_vec();
