@@ -14,7 +14,9 @@ use crate::model::AvroRecord;
 use crate::registry::{RegistryError, SchemaRegistry, value_subject};
 use crate::wire;
 
-pub use plan::ReadPlan;
+#[cfg(test)]
+pub(crate) use plan::limit_allocations;
+pub use plan::{MAX_ALLOCATION_BYTES, ReadPlan};
 
 /// The format name in this codec's errors.
 const AVRO: &str = "avro";
@@ -23,8 +25,8 @@ const AVRO: &str = "avro";
 /// schema id the registry knows (resolved to `T`'s schema), or, when the first byte is not the magic byte,
 /// JSON of `T` (turned off with [`AvroCodec::without_json_fallback`]).
 ///
-/// Encoding and decoding go straight between the struct and Avro bytes through serde (serde_avro_fast),
-/// without building an intermediate value tree. Each writer schema is fetched once and cached with its
+/// Encoding and decoding go straight between the struct and Avro bytes through apache-avro's schema-aware
+/// serde serializer and deserializer, without building its intermediate `Value` tree. Each writer schema is fetched once and cached with its
 /// [`ReadPlan`] by id; see `docs/avro.md` for the decision rules.
 ///
 /// Decoding never panics: bad bytes are a [`CodecError::Invalid`] whose message says what was wrong (for the
@@ -76,17 +78,22 @@ impl<T: AvroRecord> AvroCodec<T> {
         let reader = Arc::new(plan::ReaderSchema::of::<T>()?);
         let schema_id = registry.register(subject, T::SCHEMA).await?;
         tracing::debug!(subject, schema_id, record = T::FULL_NAME, "avro codec ready");
-        Ok(Self::with_reader(registry, schema_id, reader))
+        Self::with_reader(registry, schema_id, reader)
     }
 
     /// A codec that writes with `schema_id`, which the caller knows to be `T`'s schema in `registry`.
     pub fn with_schema_id(registry: Arc<dyn SchemaRegistry>, schema_id: u32) -> Result<Self, CodecBuildError> {
-        Ok(Self::with_reader(registry, schema_id, Arc::new(plan::ReaderSchema::of::<T>()?)))
+        Self::with_reader(registry, schema_id, Arc::new(plan::ReaderSchema::of::<T>()?))
     }
 
-    fn with_reader(registry: Arc<dyn SchemaRegistry>, schema_id: u32, reader: Arc<plan::ReaderSchema>) -> Self {
-        let plans = HashMap::from([(schema_id, Arc::new(ReadPlan::Direct(reader.fast.clone())))]);
-        Self { registry, schema_id, reader, plans: RwLock::new(plans), json_fallback: true, _record: PhantomData }
+    fn with_reader(
+        registry: Arc<dyn SchemaRegistry>,
+        schema_id: u32,
+        reader: Arc<plan::ReaderSchema>,
+    ) -> Result<Self, CodecBuildError> {
+        let own = ReadPlan::own(&reader).map_err(|reason| CodecBuildError::Schema { record: T::FULL_NAME, reason })?;
+        let plans = HashMap::from([(schema_id, Arc::new(own))]);
+        Ok(Self { registry, schema_id, reader, plans: RwLock::new(plans), json_fallback: true, _record: PhantomData })
     }
 
     /// Refuse bytes without the magic byte instead of trying JSON.
@@ -124,8 +131,7 @@ impl<T: AvroRecord> AvroCodec<T> {
     pub fn encode_into(&self, value: &T, buf: &mut Vec<u8>) -> Result<(), CodecError> {
         buf.clear();
         wire::write_header(buf, self.schema_id);
-        let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.reader.fast);
-        serde_avro_fast::to_datum(value, &mut *buf, &mut config).map_err(|e| CodecError::encode(AVRO, e))?;
+        self.reader.writer.write_ser(buf, value).map_err(|e| CodecError::encode(AVRO, e))?;
         Ok(())
     }
 
@@ -143,9 +149,7 @@ impl<T: AvroRecord> AvroCodec<T> {
             }
             Err(e) => return Err(CodecError::invalid(AVRO, e)),
         };
-        self.plan(id)?
-            .decode::<T>(payload, &self.reader)
-            .map_err(|e| CodecError::invalid(AVRO, format!("schema {id}: {e}")))
+        self.plan(id)?.decode::<T>(payload).map_err(|e| CodecError::invalid(AVRO, format!("schema {id}: {e}")))
     }
 }
 

@@ -1,58 +1,94 @@
 //! How to read data written with a given writer schema into a record type.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::RecordSchema;
 use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::writer::datum::GenericDatumWriter;
 
 use super::CodecBuildError;
 use crate::model::AvroRecord;
 
-/// The record type's own schema, parsed for both Avro libraries.
+/// Largest allocation apache-avro may make for one length-prefixed value while decoding (its default is
+/// 512 MiB). The limit is process-wide in apache-avro and can be set once: pbp-avro sets it when the first
+/// codec is built, unless the application did before.
+pub const MAX_ALLOCATION_BYTES: usize = 16 * 1024 * 1024;
+
+/// Sets apache-avro's process-wide allocation limit to [`MAX_ALLOCATION_BYTES`] unless it is already set.
+pub(crate) fn limit_allocations() {
+    apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
+}
+
+/// Schemas parsed once per process and kept for its lifetime, by canonical form, so that readers and writers
+/// holding a `&'static Schema` can be cached inside codecs. Bounded by the number of distinct schemas seen.
+fn intern(schema: Schema) -> &'static Schema {
+    static SCHEMAS: OnceLock<Mutex<HashMap<String, &'static Schema>>> = OnceLock::new();
+    let mut map = SCHEMAS.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.entry(schema.canonical_form()).or_insert_with(|| Box::leak(Box::new(schema)))
+}
+
+fn parse(text: &str) -> Result<&'static Schema, String> {
+    Schema::parse_str(text).map(intern).map_err(|e| e.to_string())
+}
+
+/// The record type's own schema, with a writer and a reader built on it once.
 pub(crate) struct ReaderSchema {
-    pub(crate) fast: Arc<serde_avro_fast::Schema>,
-    pub(crate) avro: Schema,
+    pub(crate) schema: &'static Schema,
+    pub(crate) writer: GenericDatumWriter<'static>,
 }
 
 impl ReaderSchema {
     pub(crate) fn of<T: AvroRecord>() -> Result<Self, CodecBuildError> {
+        limit_allocations();
         let error = |reason: String| CodecBuildError::Schema { record: T::FULL_NAME, reason };
-        Ok(Self {
-            fast: Arc::new(T::SCHEMA.parse().map_err(|e: serde_avro_fast::schema::SchemaError| error(e.to_string()))?),
-            avro: Schema::parse_str(T::SCHEMA).map_err(|e| error(e.to_string()))?,
-        })
+        let schema = parse(T::SCHEMA).map_err(error)?;
+        // Values come from our own structs, whose shape the model tests check against the schema.
+        let writer = GenericDatumWriter::builder(schema).validate(false).build().map_err(|e| error(e.to_string()))?;
+        Ok(Self { schema, writer })
     }
 }
 
 /// How data written with one schema id is read.
 pub enum ReadPlan {
-    /// Deserialize the struct straight from the bytes, walking the writer's schema. Used for the reader's own
-    /// schema, and for a writer schema whose differences serde resolves exactly as Avro would: writer fields
-    /// the reader lacks (skipped) and reader fields the writer lacks whose default is `null` (`None`).
-    Direct(Arc<serde_avro_fast::Schema>),
+    /// Deserialize the struct straight from the bytes with serde, walking the writer's schema. Used for the
+    /// reader's own schema, and for a writer schema whose differences serde resolves exactly as Avro would:
+    /// writer fields the reader lacks (skipped) and reader fields the writer lacks whose default is `null`
+    /// (`None`).
+    Direct(Box<GenericDatumReader<'static>>),
     /// Full Avro schema resolution (defaults, promotions, union changes) through apache-avro's value tree,
     /// then into the struct: slower, used only when the writer's schema needs more than `Direct` does.
-    Resolve(Box<Schema>),
+    Resolve(Box<GenericDatumReader<'static>>),
     /// Data with this schema cannot be read as the record; the reason is kept for each failing message.
     Unreadable(String),
 }
 
 impl ReadPlan {
+    /// The plan for the reader's own schema.
+    pub(crate) fn own(reader: &ReaderSchema) -> Result<Self, String> {
+        Self::direct(reader.schema)
+    }
+
+    fn direct(writer: &'static Schema) -> Result<Self, String> {
+        Ok(Self::Direct(Box::new(GenericDatumReader::builder(writer).build().map_err(|e| e.to_string())?)))
+    }
+
     /// Chooses the plan for data written with `writer` (schema text) read as `reader`. `Err` if the writer
     /// schema is invalid or cannot be resolved to the reader's.
     pub(crate) fn new(writer: &str, reader: &ReaderSchema) -> Result<Self, String> {
-        let writer_avro = Schema::parse_str(writer).map_err(|e| format!("invalid writer schema: {e}"))?;
-        if writer_avro.canonical_form() == reader.avro.canonical_form() {
-            return Ok(Self::Direct(reader.fast.clone()));
+        let writer = parse(writer).map_err(|e| format!("invalid writer schema: {e}"))?;
+        if std::ptr::eq(writer, reader.schema) {
+            return Self::own(reader);
         }
-        SchemaCompatibility::can_read(&writer_avro, &reader.avro).map_err(|e| e.to_string())?;
-        if serde_resolves_exactly(&writer_avro, &reader.avro) {
-            let fast: serde_avro_fast::Schema =
-                writer.parse().map_err(|e: serde_avro_fast::schema::SchemaError| e.to_string())?;
-            Ok(Self::Direct(Arc::new(fast)))
+        SchemaCompatibility::can_read(writer, reader.schema).map_err(|e| e.to_string())?;
+        if serde_resolves_exactly(writer, reader.schema) {
+            Self::direct(writer)
         } else {
-            Ok(Self::Resolve(Box::new(writer_avro)))
+            let resolving =
+                GenericDatumReader::builder(writer).reader_schema(reader.schema).build().map_err(|e| e.to_string())?;
+            Ok(Self::Resolve(Box::new(resolving)))
         }
     }
 
@@ -65,33 +101,17 @@ impl ReadPlan {
         }
     }
 
-    pub(crate) fn decode<T: AvroRecord>(&self, payload: &[u8], reader: &ReaderSchema) -> Result<T, String> {
-        match self {
-            Self::Direct(schema) => {
-                // Reading from the slice as a `BufRead` tells us what is left afterwards (trailing bytes are
-                // an error). No length inside a datum can exceed the datum: cap allocations to its size, so a
-                // forged length prefix cannot make us allocate more than the message.
-                let mut read = serde_avro_fast::de::read::ReaderRead::new(payload);
-                read.max_alloc_size = payload.len();
-                let mut state = serde_avro_fast::de::DeserializerState::new(read, schema);
-                let value = serde::Deserialize::deserialize(state.deserializer()).map_err(|e| e.to_string())?;
-                let rest = state.into_reader().into_inner();
-                if rest.is_empty() { Ok(value) } else { Err(format!("{} trailing bytes after the record", rest.len())) }
+    pub(crate) fn decode<T: AvroRecord>(&self, payload: &[u8]) -> Result<T, String> {
+        let mut rest = payload;
+        let value = match self {
+            Self::Direct(reader) => reader.read_deser::<T>(&mut rest).map_err(|e| e.to_string())?,
+            Self::Resolve(reader) => {
+                let value = reader.read_value(&mut rest).map_err(|e| e.to_string())?;
+                apache_avro::from_value(&value).map_err(|e| e.to_string())?
             }
-            Self::Resolve(writer) => {
-                let mut rest = payload;
-                let value = apache_avro::reader::datum::GenericDatumReader::builder(writer)
-                    .reader_schema(&reader.avro)
-                    .build()
-                    .and_then(|r| r.read_value(&mut rest))
-                    .map_err(|e| e.to_string())?;
-                if !rest.is_empty() {
-                    return Err(format!("{} trailing bytes after the record", rest.len()));
-                }
-                apache_avro::from_value(&value).map_err(|e| e.to_string())
-            }
-            Self::Unreadable(reason) => Err(reason.clone()),
-        }
+            Self::Unreadable(reason) => return Err(reason.clone()),
+        };
+        if rest.is_empty() { Ok(value) } else { Err(format!("{} trailing bytes after the record", rest.len())) }
     }
 }
 

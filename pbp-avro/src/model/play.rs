@@ -2,9 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which side of the game a team plays on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Which side of the game a team plays on. An Avro (and JSON) string: `home` or `away`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
     /// The home team.
     Home,
@@ -12,15 +11,63 @@ pub enum Side {
     Away,
 }
 
-/// Whether a play is seen for the first time or corrects one already emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Whether a play is seen for the first time or corrects one already emitted. An Avro (and JSON) string:
+/// `new` or `update`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
     /// First time this play is emitted.
     New,
     /// A correction of a play already emitted (same `play_id`, changed content).
     Update,
 }
+
+/// Serializes a unit-only enum as a plain string (not as a serde enum variant), so that every Avro
+/// serializer maps it to an Avro `string`, and parses it back.
+macro_rules! string_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The value as written on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!("unknown {} {other:?}, expected one of {:?}", stringify!($ty), [$($text),+])),
+                }
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl serde::de::Visitor<'_> for Visitor {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        write!(f, "one of {:?}", [$($text),+])
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
+                        v.parse().map_err(E::custom)
+                    }
+                }
+                deserializer.deserialize_str(Visitor)
+            }
+        }
+    };
+}
+
+string_enum!(Side { Home => "home", Away => "away" });
+string_enum!(ChangeKind { New => "new", Update => "update" });
 
 /// A location on the feed's half-court grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,5 +211,9 @@ mod tests {
         let json = serde_json::to_value(PlayEvent::example()).unwrap();
         assert_eq!(json["side"], "home");
         assert_eq!(json["change"], "new");
+        assert_eq!(serde_json::from_str::<Side>("\"away\"").unwrap(), Side::Away);
+        assert_eq!(serde_json::from_str::<ChangeKind>("\"update\"").unwrap(), ChangeKind::Update);
+        let err = serde_json::from_str::<Side>("\"left\"").unwrap_err().to_string();
+        assert!(err.contains("unknown Side \"left\""), "{err}");
     }
 }
