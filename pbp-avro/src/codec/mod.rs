@@ -1,5 +1,6 @@
 //! [`AvroCodec`]: typed records in the Confluent wire format, plugged into pbp-dataflow's codec seam.
 
+pub(crate) mod binary;
 mod plan;
 
 use std::collections::HashMap;
@@ -25,8 +26,9 @@ const AVRO: &str = "avro";
 /// schema id the registry knows (resolved to `T`'s schema), or, when the first byte is not the magic byte,
 /// JSON of `T` (turned off with [`AvroCodec::without_json_fallback`]).
 ///
-/// Encoding and decoding go straight between the struct and Avro bytes through apache-avro's schema-aware
-/// serde serializer and deserializer, without building its intermediate `Value` tree. Each writer schema is fetched once and cached with its
+/// Encoding and decoding go straight between the struct and Avro bytes, without apache-avro's intermediate
+/// `Value` tree: through pbp-avro's schema-free binary serde for records that mirror their schema
+/// ([`AvroRecord::MIRRORS_SCHEMA`], our four records), else through apache-avro's schema-aware serde. Each writer schema is fetched once and cached with its
 /// [`ReadPlan`] by id; see `docs/avro.md` for the decision rules.
 ///
 /// Decoding never panics: bad bytes are a [`CodecError::Invalid`] whose message says what was wrong (for the
@@ -91,7 +93,11 @@ impl<T: AvroRecord> AvroCodec<T> {
         schema_id: u32,
         reader: Arc<plan::ReaderSchema>,
     ) -> Result<Self, CodecBuildError> {
-        let own = ReadPlan::own(&reader).map_err(|reason| CodecBuildError::Schema { record: T::FULL_NAME, reason })?;
+        let own = if T::MIRRORS_SCHEMA {
+            ReadPlan::Mirror
+        } else {
+            ReadPlan::own(&reader).map_err(|reason| CodecBuildError::Schema { record: T::FULL_NAME, reason })?
+        };
         let plans = HashMap::from([(schema_id, Arc::new(own))]);
         Ok(Self { registry, schema_id, reader, plans: RwLock::new(plans), json_fallback: true, _record: PhantomData })
     }
@@ -116,7 +122,7 @@ impl<T: AvroRecord> AvroCodec<T> {
             .registry
             .schema_by_id_blocking(id)
             .map_err(|e| CodecError::invalid(AVRO, format!("writer schema {id}: {e}")))?;
-        let plan = match ReadPlan::new(&writer, &self.reader) {
+        let plan = match ReadPlan::new::<T>(&writer, &self.reader) {
             Ok(plan) => plan,
             Err(reason) => ReadPlan::Unreadable(format!("schema {id} cannot be read as {}: {reason}", T::FULL_NAME)),
         };
@@ -131,7 +137,11 @@ impl<T: AvroRecord> AvroCodec<T> {
     pub fn encode_into(&self, value: &T, buf: &mut Vec<u8>) -> Result<(), CodecError> {
         buf.clear();
         wire::write_header(buf, self.schema_id);
-        self.reader.writer.write_ser(buf, value).map_err(|e| CodecError::encode(AVRO, e))?;
+        if T::MIRRORS_SCHEMA {
+            *buf = binary::to_vec(value, std::mem::take(buf)).map_err(|e| CodecError::encode(AVRO, e))?;
+        } else {
+            self.reader.writer.write_ser(buf, value).map_err(|e| CodecError::encode(AVRO, e))?;
+        }
         Ok(())
     }
 

@@ -53,6 +53,8 @@ impl ReaderSchema {
 
 /// How data written with one schema id is read.
 pub enum ReadPlan {
+    /// The record's own schema, for a record that mirrors it: pbp-avro's binary decoder, no schema walk.
+    Mirror,
     /// Deserialize the struct straight from the bytes with serde, walking the writer's schema. Used for the
     /// reader's own schema, and for a writer schema whose differences serde resolves exactly as Avro would:
     /// writer fields the reader lacks (skipped) and reader fields the writer lacks whose default is `null`
@@ -77,10 +79,10 @@ impl ReadPlan {
 
     /// Chooses the plan for data written with `writer` (schema text) read as `reader`. `Err` if the writer
     /// schema is invalid or cannot be resolved to the reader's.
-    pub(crate) fn new(writer: &str, reader: &ReaderSchema) -> Result<Self, String> {
+    pub(crate) fn new<T: AvroRecord>(writer: &str, reader: &ReaderSchema) -> Result<Self, String> {
         let writer = parse(writer).map_err(|e| format!("invalid writer schema: {e}"))?;
         if std::ptr::eq(writer, reader.schema) {
-            return Self::own(reader);
+            return if T::MIRRORS_SCHEMA { Ok(Self::Mirror) } else { Self::own(reader) };
         }
         SchemaCompatibility::can_read(writer, reader.schema).map_err(|e| e.to_string())?;
         if serde_resolves_exactly(writer, reader.schema) {
@@ -95,6 +97,7 @@ impl ReadPlan {
     /// A short name of the plan, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
+            Self::Mirror => "mirror",
             Self::Direct(_) => "direct",
             Self::Resolve(_) => "resolve",
             Self::Unreadable(_) => "unreadable",
@@ -104,6 +107,11 @@ impl ReadPlan {
     pub(crate) fn decode<T: AvroRecord>(&self, payload: &[u8]) -> Result<T, String> {
         let mut rest = payload;
         let value = match self {
+            Self::Mirror => {
+                let (value, left) = super::binary::from_slice::<T>(payload).map_err(|e| e.to_string())?;
+                rest = &payload[payload.len() - left..];
+                value
+            }
             Self::Direct(reader) => reader.read_deser::<T>(&mut rest).map_err(|e| e.to_string())?,
             Self::Resolve(reader) => {
                 let value = reader.read_value(&mut rest).map_err(|e| e.to_string())?;

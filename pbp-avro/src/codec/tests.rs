@@ -140,12 +140,11 @@ async fn broken_avro_is_an_error_with_a_reason() {
     let message = err_message(play.decode(other.as_ref()).unwrap_err());
     assert!(message.contains("cannot be read as com.playbyplay.PlayEvent"), "{message}");
     assert_eq!(play.plan(scoreboard.schema_id()).unwrap().kind(), "unreadable");
-    // A forged length prefix (a game_id of 20 MB, over our 16 MiB cap, under apache-avro's 512 MiB default) is
-    // refused before anything that size is allocated.
+    // A forged length prefix (a game_id of 20 MB) is refused before anything that size is allocated.
     let mut forged = good[..5].to_vec();
     forged.extend_from_slice(&[0x80, 0xb4, 0x89, 0x13, b'4']);
     let message = err_message(play.decode(Some(&Bytes::from(forged))).unwrap_err());
-    assert!(message.contains("Unable to allocate 20000000 bytes (maximum allowed: 16777216)"), "{message}");
+    assert!(message.contains("length 20000000 exceeds the 1 bytes left"), "{message}");
     // Random bytes after a valid header never panic.
     for seed in 0u8..=255 {
         let mut bytes = good[..5].to_vec();
@@ -167,6 +166,7 @@ async fn old_reader_reads_new_data_with_an_added_optional_field() {
     let new_data = foreign_bytes(V2_ADDED_OPTIONAL, v2_id, fields);
     assert_eq!(v1.decode(Some(&new_data)).unwrap(), PlayEvent::example());
     assert_eq!(v1.plan(v2_id).unwrap().kind(), "direct");
+    assert_eq!(v1.plan(v1.schema_id()).unwrap().kind(), "mirror");
     // Also under FULL: v1 reads v2 data and v2 reads v1 data.
     embedded.with_core(|c| c.set_compatibility(None, Compatibility::Full)).unwrap();
     assert!(registry.is_compatible("raw.plays-value", PlayEvent::SCHEMA).await.unwrap());
@@ -226,6 +226,20 @@ async fn removing_a_field_without_default_is_refused_where_old_readers_must_read
     let fields = play_fields(&PlayEvent::example()).into_iter().filter(|(n, _)| n != "text").collect();
     let message = err_message(v1.decode(Some(&foreign_bytes(V2_REMOVED_TEXT, v2_id, fields))).unwrap_err());
     assert!(message.contains("cannot be read as com.playbyplay.PlayEvent"), "{message}");
+}
+
+#[tokio::test]
+async fn apache_avro_paths_cap_allocations() {
+    // SmallV2 does not claim to mirror its schema, so its own data goes through apache-avro's serde path,
+    // whose allocations pbp-avro caps at MAX_ALLOCATION_BYTES (16 MiB; apache-avro's default is 512 MiB).
+    let (_, registry) = registry();
+    let reader = codec::<SmallV2>(&registry, "small").await;
+    assert_eq!(reader.plan(reader.schema_id()).unwrap().kind(), "direct");
+    let mut forged = Vec::new();
+    crate::wire::write_header(&mut forged, reader.schema_id());
+    forged.extend_from_slice(&[2, 2, 0x80, 0xb4, 0x89, 0x13, b'4']); // a = 1, note = Some(<20 MB string>)
+    let message = err_message(reader.decode(Some(&Bytes::from(forged))).unwrap_err());
+    assert!(message.contains("Unable to allocate 20000000 bytes (maximum allowed: 16777216)"), "{message}");
 }
 
 #[tokio::test]

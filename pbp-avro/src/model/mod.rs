@@ -22,26 +22,36 @@ pub trait AvroRecord: Serialize + DeserializeOwned + Send + Sync + 'static {
     const FULL_NAME: &'static str;
     /// The schema as JSON text (the content of the `.avsc` file).
     const SCHEMA: &'static str;
+    /// True if the struct mirrors [`SCHEMA`](Self::SCHEMA) exactly: its serde fields are the schema's fields
+    /// in the same order, `Option<T>` exactly where the schema has `["null", T]`, integers for `int`/`long`,
+    /// `f32`/`f64` for `float`/`double`, strings (including string-like enums) for `string`, `Vec` for arrays
+    /// and nested structs for records. Codecs then encode and decode it with pbp-avro's schema-free binary
+    /// path, the fastest. Leave it `false` (the default) otherwise: apache-avro's schema-aware serde is used.
+    const MIRRORS_SCHEMA: bool = false;
 }
 
 impl AvroRecord for PlayEvent {
     const FULL_NAME: &'static str = "com.playbyplay.PlayEvent";
     const SCHEMA: &'static str = include_str!("../../schemas/PlayEvent.avsc");
+    const MIRRORS_SCHEMA: bool = true;
 }
 
 impl AvroRecord for ScoreboardEvent {
     const FULL_NAME: &'static str = "com.playbyplay.ScoreboardEvent";
     const SCHEMA: &'static str = include_str!("../../schemas/ScoreboardEvent.avsc");
+    const MIRRORS_SCHEMA: bool = true;
 }
 
 impl AvroRecord for EnrichedEvent {
     const FULL_NAME: &'static str = "com.playbyplay.EnrichedEvent";
     const SCHEMA: &'static str = include_str!("../../schemas/EnrichedEvent.avsc");
+    const MIRRORS_SCHEMA: bool = true;
 }
 
 impl AvroRecord for GameState {
     const FULL_NAME: &'static str = "com.playbyplay.GameState";
     const SCHEMA: &'static str = include_str!("../../schemas/GameState.avsc");
+    const MIRRORS_SCHEMA: bool = true;
 }
 
 #[cfg(test)]
@@ -146,6 +156,12 @@ pub(crate) mod schema_check {
             let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema).build().expect("reader");
             let back: T = reader.read_deser(&mut &by_serde[..]).expect("apache-avro decodes with serde");
             assert_eq!(&back, v);
+            // The mirror claim holds: pbp-avro's binary path writes the same bytes and reads them back.
+            assert!(T::MIRRORS_SCHEMA, "{} should mirror its schema", T::FULL_NAME);
+            let by_binary = crate::codec::binary::to_vec(v, Vec::new()).expect("binary encodes");
+            assert_eq!(by_binary, by_serde, "{}: binary encoder disagrees", T::FULL_NAME);
+            let (back, rest) = crate::codec::binary::from_slice::<T>(&by_binary).expect("binary decodes");
+            assert_eq!((&back, rest), (v, 0));
             let value_back = reader.read_value(&mut &by_value[..]).expect("apache-avro decodes a value");
             let back: T = apache_avro::from_value(&value_back).expect("from value");
             assert_eq!(&back, v);

@@ -1,7 +1,7 @@
-//! `pbp bench avro`: encode and decode realistic `PlayEvent`s with pbp-avro's codec (apache-avro's
-//! schema-aware serde straight between struct and bytes, Confluent framing included, through the
-//! `pbp_dataflow::Codec` trait) and, in the same run, with apache-avro's `Value` path (`to_value`, resolve,
-//! write; read, `from_value`). Last stdout line: one JSON object.
+//! `pbp bench avro`: encode and decode realistic `PlayEvent`s with pbp-avro's codec (through the
+//! `pbp_dataflow::Codec` trait, Confluent framing included) and, in the same run, with apache-avro's `Value`
+//! path (`to_value`, resolve, write; read, `from_value`) and, for reference, apache-avro's schema-aware serde
+//! path (`write_ser` / `read_deser`). Last stdout line: one JSON object.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -114,10 +114,19 @@ pub(crate) async fn run(args: AvroArgs) -> anyhow::Result<()> {
         let value = reader.read_value(&mut payload)?;
         Ok(apache_avro::from_value(&value)?)
     };
+    let apache_serde = |p: &PlayEvent| -> anyhow::Result<PlayEvent> {
+        let mut framed = Vec::with_capacity(256);
+        pbp_avro::wire::write_header(&mut framed, id);
+        writer.write_ser(&mut framed, p)?;
+        let (_, mut payload) = pbp_avro::wire::split(&framed)?;
+        Ok(reader.read_deser(&mut payload)?)
+    };
+
     // Every path must give the records back unchanged before it is timed.
     for p in warmup.iter().take(100) {
         anyhow::ensure!(ours(p)? == *p, "pbp-avro codec changed a record");
         anyhow::ensure!(value_path(p)? == *p, "Value path changed a record");
+        anyhow::ensure!(apache_serde(p)? == *p, "apache-avro serde path changed a record");
     }
     let bytes_per_record =
         records.iter().map(|p| codec.encode(p).map(|b| b.map_or(0, |b| b.len()))).sum::<Result<usize, _>>()? / n;
@@ -143,12 +152,16 @@ pub(crate) async fn run(args: AvroArgs) -> anyhow::Result<()> {
     time(warmup, value_path)?;
     let value_ns = time(&records, value_path)?.as_nanos() as f64;
     eprintln!("  apache-avro Value path:  {value_ns:>8.0} ns per encode+decode");
+    time(warmup, apache_serde)?;
+    let apache_serde_ns = time(&records, apache_serde)?.as_nanos() as f64;
+    eprintln!("  apache-avro serde path:  {apache_serde_ns:>8.0} ns per encode+decode (reference)");
     let result = serde_json::json!({
         "bench": "avro",
         "records": n,
         "bytes_per_record": bytes_per_record,
         "ns_per_record": ours_ns,
         "value_path_ns_per_record": value_ns,
+        "apache_serde_ns_per_record": apache_serde_ns,
         "encode_ns_per_record": encode_ns.round(),
         "decode_ns_per_record": decode_ns.round(),
         "speedup": (value_ns / ours_ns.max(1.0) * 100.0).round() / 100.0,
