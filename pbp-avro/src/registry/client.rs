@@ -220,7 +220,7 @@ impl SchemaRegistry for HttpRegistry {
         if let Some(reason) = self.check_latest(subject, schema).await? {
             return Err(RegistryError::Incompatible {
                 subject: subject.to_owned(),
-                level: "subject's".to_owned(),
+                level: "configured".to_owned(),
                 reason,
             });
         }
@@ -230,7 +230,7 @@ impl SchemaRegistry for HttpRegistry {
             Err(RegistryError::Api { status: 409, message, .. }) => {
                 return Err(RegistryError::Incompatible {
                     subject: subject.to_owned(),
-                    level: "subject's".to_owned(),
+                    level: "configured".to_owned(),
                     reason: message,
                 });
             }

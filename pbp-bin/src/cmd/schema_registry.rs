@@ -36,10 +36,30 @@ pub(crate) async fn run(args: SchemaRegistryArgs) -> anyhow::Result<()> {
     let subjects = registry.with_core(|c| c.subjects().len());
     let listener = TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, data_dir = ?args.data_dir, subjects, "schema registry listening");
-    serve(listener, RegistryApi::new(registry), async {
+    serve(listener, RegistryApi::new(registry), shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C, or on SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    }
 }
 
 /// Serves `api` on `listener` until `shutdown` completes; connections in flight finish on their own tasks.
