@@ -9,7 +9,7 @@
 //!
 //! Opening replays it in order. A last line without its `\n` is the trace of a crash during an append: it is
 //! ignored and cut off, since the change it describes was never acknowledged. Any other unreadable line is an
-//! error.
+//! error. The file is locked while open, so two registries cannot share a data directory.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -48,7 +48,8 @@ impl Journal {
         Self::open(&dir.join(JOURNAL_FILE))
     }
 
-    /// Opens (creating if needed) the journal at `path`.
+    /// Opens (creating if needed) the journal at `path` and locks it for this process (an exclusive advisory
+    /// lock, released when the journal is dropped).
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
         let file = OpenOptions::new()
             .read(true)
@@ -56,6 +57,14 @@ impl Journal {
             .create(true)
             .open(path)
             .map_err(|e| RegistryError::Journal { path: path.display().to_string(), message: e.to_string() })?;
+        // One writer per journal: a second registry on the same file would interleave ids.
+        file.try_lock().map_err(|e| RegistryError::Journal {
+            path: path.display().to_string(),
+            message: match e {
+                std::fs::TryLockError::WouldBlock => "in use by another registry".to_owned(),
+                std::fs::TryLockError::Error(e) => format!("cannot lock: {e}"),
+            },
+        })?;
         Ok(Self { path: path.to_owned(), file })
     }
 
@@ -115,7 +124,18 @@ mod tests {
         assert_eq!(j.replay().unwrap(), vec![first.clone(), second.clone()]);
         // The torn line is gone, so the next append starts on a fresh line.
         j.append(&first).unwrap();
+        drop(j);
         assert_eq!(Journal::open(&path).unwrap().replay().unwrap(), vec![first.clone(), second, first]);
+    }
+
+    #[test]
+    fn a_journal_has_one_user_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Journal::open_dir(dir.path()).unwrap();
+        let err = Journal::open_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("in use by another registry"), "{err}");
+        drop(first);
+        Journal::open_dir(dir.path()).unwrap();
     }
 
     #[test]

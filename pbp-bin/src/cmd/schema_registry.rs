@@ -62,13 +62,19 @@ async fn shutdown_signal() {
     }
 }
 
-/// Serves `api` on `listener` until `shutdown` completes; connections in flight finish on their own tasks.
+/// How long connections may take to finish their requests once shutdown starts.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves `api` on `listener` until `shutdown` completes, then lets open connections finish their requests
+/// (up to [`DRAIN`]) and closes them, so the registry and its journal are released when this returns.
 pub(crate) async fn serve(
     listener: TcpListener,
     api: RegistryApi,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -81,16 +87,23 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let api = api.clone();
-        tokio::spawn(async move {
+        let watcher = graceful.watcher();
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |request| handle(api.clone(), request));
-            if let Err(error) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
+        // Reap finished connections so the set does not grow with every client.
+        while connections.try_join_next().is_some() {}
     }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!(open = connections.len(), "connections still busy after the drain period; closing them");
+    }
+    connections.shutdown().await;
     tracing::info!("schema registry stopped");
     Ok(())
 }
