@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the main job on the embedded default (no external services).
     Run(cmd::run::RunArgs),
+    /// Serve the Confluent Schema Registry REST API subset that pbp uses, with schemas kept in a journal.
+    SchemaRegistry(cmd::schema_registry::SchemaRegistryArgs),
     /// Benchmarks whose last output line is one JSON object.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -36,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => cmd::run::run(args).await,
+            Command::SchemaRegistry(args) => cmd::schema_registry::run(args).await,
             Command::Bench(bench) => cmd::bench::run(bench).await,
         }
     })

@@ -2,3 +2,4 @@
 
 pub(crate) mod bench;
 pub(crate) mod run;
+pub(crate) mod schema_registry;

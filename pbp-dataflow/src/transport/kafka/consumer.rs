@@ -90,11 +90,7 @@ fn to_record(topics: &mut HashMap<String, Arc<str>>, m: &BorrowedMessage<'_>) ->
     };
     let headers = m
         .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| (h.key, Bytes::copy_from_slice(h.value.unwrap_or_default())))
-                .collect::<Headers>()
-        })
+        .map(|hs| hs.iter().map(|h| (h.key, Bytes::copy_from_slice(h.value.unwrap_or_default()))).collect::<Headers>())
         .unwrap_or_default();
     let record = RawRecord {
         key: m.key().map(Bytes::copy_from_slice),
@@ -148,7 +144,8 @@ impl Consumer for GroupConsumer {
             match next {
                 Ok(m) => {
                     let r = to_record(&mut self.topics, &m);
-                    self.positions.insert(TopicPartition::new(r.origin.topic.clone(), r.origin.partition), r.origin.offset + 1);
+                    self.positions
+                        .insert(TopicPartition::new(r.origin.topic.clone(), r.origin.partition), r.origin.offset + 1);
                     out.push(r);
                     taken += 1;
                 }
@@ -241,7 +238,10 @@ impl Consumer for Reader {
             match next {
                 Ok(m) => {
                     let r = to_record(&mut self.topics, &m);
-                    let pos = self.positions.entry(TopicPartition::new(r.origin.topic.clone(), r.origin.partition)).or_default();
+                    let pos = self
+                        .positions
+                        .entry(TopicPartition::new(r.origin.topic.clone(), r.origin.partition))
+                        .or_default();
                     *pos = (*pos).max(r.origin.offset + 1);
                     out.push(r);
                     taken += 1;

@@ -132,7 +132,9 @@ impl KafkaTransport {
     async fn partition_count(&self, topic: &str) -> Result<Option<u32>, TransportError> {
         let metadata = self.metadata.clone();
         let (name, timeout) = (topic.to_owned(), self.config.request_timeout);
-        let md = blocking(move || metadata.fetch_metadata(Some(&name), timeout)).await?.map_err(client_error(format!("metadata of {topic}")))?;
+        let md = blocking(move || metadata.fetch_metadata(Some(&name), timeout))
+            .await?
+            .map_err(client_error(format!("metadata of {topic}")))?;
         let Some(t) = md.topics().iter().find(|t| t.name() == topic) else { return Ok(None) };
         match t.error() {
             None => Ok(Some(t.partitions().len() as u32)),
@@ -185,7 +187,10 @@ impl Transport for KafkaTransport {
                 return Ok(n);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(TransportError::client(format!("creating {}", spec.name), "the topic did not appear in metadata"));
+                return Err(TransportError::client(
+                    format!("creating {}", spec.name),
+                    "the topic did not appear in metadata",
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -230,7 +235,8 @@ impl Transport for KafkaTransport {
         let mut tpl = TopicPartitionList::new();
         let mut positions = HashMap::new();
         for &p in &wanted {
-            tpl.add_partition_offset(topic, p as i32, Offset::Beginning).map_err(client_error("building the assignment"))?;
+            tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
+                .map_err(client_error("building the assignment"))?;
             let metadata = self.metadata.clone();
             let (name, timeout) = (topic.to_owned(), self.config.request_timeout);
             let (low, _) = blocking(move || metadata.fetch_watermarks(&name, p as i32, timeout))

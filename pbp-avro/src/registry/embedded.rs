@@ -1,0 +1,69 @@
+//! The in-process registry of the embedded default.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::core::RegistryCore;
+use super::journal::Journal;
+use super::{RegistryError, SchemaRegistry};
+
+/// A registry inside the process: a [`RegistryCore`] behind a lock. Clones share the same registry.
+///
+/// [`EmbeddedRegistry::new`] keeps schemas in memory only; [`EmbeddedRegistry::open`] keeps them in a
+/// journal under a data directory, so ids stay stable across restarts.
+///
+/// ```
+/// use pbp_avro::registry::{EmbeddedRegistry, SchemaRegistry};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pbp_avro::RegistryError> {
+/// let registry = EmbeddedRegistry::new();
+/// let id = registry.register("t-value", r#""string""#).await?;
+/// assert_eq!(&*registry.schema_by_id(id).await?, r#""string""#);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedRegistry {
+    core: Arc<Mutex<RegistryCore>>,
+}
+
+impl EmbeddedRegistry {
+    /// An empty in-memory registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A durable registry whose journal lives in `data_dir` (created if missing).
+    pub fn open(data_dir: &Path) -> Result<Self, RegistryError> {
+        Ok(Self::from_core(RegistryCore::open(Journal::open_dir(data_dir)?)?))
+    }
+
+    /// Wraps an existing core.
+    pub fn from_core(core: RegistryCore) -> Self {
+        Self { core: Arc::new(Mutex::new(core)) }
+    }
+
+    /// Runs `f` with the core locked.
+    pub fn with_core<R>(&self, f: impl FnOnce(&mut RegistryCore) -> R) -> R {
+        f(&mut self.core.lock())
+    }
+}
+
+#[async_trait::async_trait]
+impl SchemaRegistry for EmbeddedRegistry {
+    async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        self.with_core(|core| core.register(subject, schema)).map(|r| r.id)
+    }
+
+    async fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
+        self.schema_by_id_blocking(id)
+    }
+
+    async fn is_compatible(&self, subject: &str, schema: &str) -> Result<bool, RegistryError> {
+        self.with_core(|core| core.is_compatible(subject, schema)).map(|r| r.is_ok())
+    }
+
+    fn schema_by_id_blocking(&self, id: u32) -> Result<Arc<str>, RegistryError> {
+        self.with_core(|core| core.schema(id))
+    }
+}

@@ -1,0 +1,243 @@
+//! `pbp schema-registry`: the Confluent Schema Registry REST API subset that pbp's client uses, served over
+//! hyper by pbp-avro's registry core. Schemas are kept in an append-only journal under `--data-dir`
+//! (`schemas.journal`), replayed at start; without `--data-dir` they live in memory only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use pbp_avro::registry::{CONTENT_TYPE, EmbeddedRegistry, RegistryApi};
+use tokio::net::TcpListener;
+
+/// Largest request body accepted (a schema), in bytes.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Options of `pbp schema-registry`.
+#[derive(Debug, Args)]
+pub(crate) struct SchemaRegistryArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PBP_SCHEMA_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub(crate) listen: SocketAddr,
+    /// Directory for the schema journal (created if missing). Without it, schemas are lost at exit.
+    #[arg(long, env = "PBP_SCHEMA_REGISTRY_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: SchemaRegistryArgs) -> anyhow::Result<()> {
+    let registry = match &args.data_dir {
+        Some(dir) => EmbeddedRegistry::open(dir)?,
+        None => EmbeddedRegistry::new(),
+    };
+    let subjects = registry.with_core(|c| c.subjects().len());
+    let listener = TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, data_dir = ?args.data_dir, subjects, "schema registry listening");
+    serve(listener, RegistryApi::new(registry), shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C, or on SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// How long connections may take to finish their requests once shutdown starts.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves `api` on `listener` until `shutdown` completes, then lets open connections finish their requests
+/// (up to [`DRAIN`]) and closes them, so the registry and its journal are released when this returns.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    api: RegistryApi,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let api = api.clone();
+        let watcher = graceful.watcher();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| handle(api.clone(), request));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+        // Reap finished connections so the set does not grow with every client.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!(open = connections.len(), "connections still busy after the drain period; closing them");
+    }
+    connections.shutdown().await;
+    tracing::info!("schema registry stopped");
+    Ok(())
+}
+
+async fn handle(
+    api: RegistryApi,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let method = request.method().as_str().to_owned();
+    let path =
+        request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            let body =
+                serde_json::json!({"error_code": 413, "message": format!("cannot read the request body: {error}")});
+            return Ok(response(StatusCode::PAYLOAD_TOO_LARGE, &body));
+        }
+    };
+    // Registering appends to the journal and syncs it: keep that off the async workers.
+    let answer = {
+        let (method, path) = (method.clone(), path.clone());
+        tokio::task::spawn_blocking(move || api.handle(&method, &path, &body)).await
+    };
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::error!(%error, "registry handler failed");
+            let body = serde_json::json!({"error_code": 50001, "message": "internal error"});
+            return Ok(response(StatusCode::INTERNAL_SERVER_ERROR, &body));
+        }
+    };
+    tracing::debug!(%method, %path, status = answer.status, "schema registry request");
+    Ok(response(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &answer.body))
+}
+
+fn response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pbp_avro::registry::{HttpRegistry, SchemaRegistry};
+    use pbp_avro::{AvroCodec, AvroRecord, PlayEvent, RegistryError};
+    use pbp_dataflow::Codec;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    async fn start(
+        dir: &std::path::Path,
+    ) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let api = RegistryApi::new(EmbeddedRegistry::open(dir).unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, api, async move {
+            let _ = stopped.await;
+        }));
+        (url, stop, task)
+    }
+
+    const REQUIRED_FIELD_ADDED: &str = r#"{"type":"record","name":"PlayEvent","namespace":"com.playbyplay","fields":[
+        {"name":"game_id","type":"string"},{"name":"brand_new","type":"string"}]}"#;
+
+    // Multi-threaded: a codec's blocking schema lookup waits on the server, which runs on this runtime.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn client_and_codec_against_the_server_and_restart() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (url, stop, task) = start(dir.path()).await;
+
+        let producer = Arc::new(HttpRegistry::new(&url)?);
+        let codec = AvroCodec::<PlayEvent>::for_topic(producer.clone(), "raw.plays").await?;
+        assert_eq!(codec.schema_id(), 1);
+        let bytes = codec.encode(&PlayEvent::example())?;
+
+        // A consumer with an empty cache learns the writer schema by id from the server, inside decode.
+        let consumer = Arc::new(HttpRegistry::new(&url)?);
+        let reader = AvroCodec::<PlayEvent>::with_schema_id(consumer.clone(), 99)?;
+        assert_eq!(reader.decode(bytes.as_ref())?, PlayEvent::example());
+
+        assert_eq!(producer.subjects().await?, vec!["raw.plays-value".to_owned()]);
+        assert_eq!(producer.versions("raw.plays-value").await?, vec![1]);
+        assert_eq!(producer.latest("raw.plays-value").await?.0, 1);
+        assert_eq!(&*consumer.schema_by_id(1).await?, PlayEvent::SCHEMA);
+        assert!(matches!(consumer.schema_by_id(5).await, Err(RegistryError::SchemaNotFound { id: 5 })));
+        assert!(matches!(consumer.versions("nope").await, Err(RegistryError::SubjectNotFound { .. })));
+
+        // The client checks compatibility first and reports the server's reason.
+        assert!(!producer.is_compatible("raw.plays-value", REQUIRED_FIELD_ADDED).await?);
+        let err = producer.register("raw.plays-value", REQUIRED_FIELD_ADDED).await.unwrap_err();
+        assert!(matches!(&err, RegistryError::Incompatible { reason, .. } if reason.contains("cannot read")), "{err}");
+        assert_eq!(producer.global_compatibility().await?, "BACKWARD");
+        producer.set_global_compatibility("NONE").await?;
+        assert_eq!(producer.register("raw.plays-value", REQUIRED_FIELD_ADDED).await?, 2);
+
+        stop.send(()).ok();
+        task.await??;
+
+        // Restarted on the same data dir: same ids, same level.
+        let (url, stop, task) = start(dir.path()).await;
+        let again = HttpRegistry::new(&url)?;
+        assert_eq!(again.versions("raw.plays-value").await?, vec![1, 2]);
+        assert_eq!(again.global_compatibility().await?, "NONE");
+        assert_eq!(&*again.schema_by_id(2).await?, REQUIRED_FIELD_ADDED);
+        assert_eq!(again.register("raw.plays-value", PlayEvent::SCHEMA).await?, 1);
+        stop.send(()).ok();
+        task.await??;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn answers_carry_the_registry_content_type_and_confluent_errors() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (url, stop, task) = start(dir.path()).await;
+        let addr = url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(b"GET /schemas/ids/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("content-type: application/vnd.schemaregistry.v1+json"),
+            "{answer}"
+        );
+        assert!(answer.ends_with(r#"{"error_code":40403,"message":"Schema not found"}"#), "{answer}");
+        stop.send(()).ok();
+        task.await??;
+        Ok(())
+    }
+}
