@@ -158,15 +158,23 @@ where
         Ok(self.stats)
     }
 
-    /// Processes everything available now, checkpoints and returns: for tests, benchmarks and batch jobs.
+    /// Processes everything available, checkpoints and returns: for tests, benchmarks and batch jobs.
+    /// "Available" is decided by the source ([`Source::caught_up`]): on Kafka this waits for the group to
+    /// be joined and every assigned partition to be read to its end.
     pub async fn run_until_idle(&mut self) -> Result<PipelineStats, Error> {
         self.open().await?;
         loop {
             self.handle_rebalances().await?;
-            let more = self.source.poll(self.config.batch_size, Duration::ZERO, &mut self.polled).await?;
-            let got = self.polled.len();
+            let mut more = self.source.poll(self.config.batch_size, Duration::ZERO, &mut self.polled).await?;
+            if self.polled.is_empty() && more {
+                if self.source.caught_up().await? {
+                    break;
+                }
+                // Not at the end yet (a group still joining, a fetch in flight): wait for input.
+                more = self.source.poll(self.config.batch_size, self.config.poll_timeout, &mut self.polled).await?;
+            }
             self.after_poll().await?;
-            if got == 0 || !more {
+            if !more {
                 break;
             }
         }
@@ -183,12 +191,11 @@ where
     }
 
     async fn after_poll(&mut self) -> Result<(), Error> {
-        if self.polled.is_empty() {
-            if self.since_commit > 0 || !self.offsets.is_empty() {
-                // Idle: commit what is finished rather than hold it until the interval.
-                self.checkpoint().await?;
-            }
-        } else {
+        // A rebalance during the poll is handled before its records: state of new partitions is restored
+        // first, and records of revoked partitions are left to their new owner.
+        self.handle_rebalances().await?;
+        let idle = self.polled.is_empty();
+        if !idle {
             self.process_batch().await?;
         }
         if let Some(next) = self.next_tick
@@ -196,7 +203,13 @@ where
         {
             self.tick().await?;
         }
-        if self.since_commit >= self.config.commit_records || self.last_commit.elapsed() >= self.config.commit_interval
+        // Checkpoint when there is something to commit and the pipeline is idle (commit what is finished
+        // rather than hold it), or the interval or record count is reached.
+        let pending = self.since_commit > 0 || !self.offsets.is_empty();
+        if pending
+            && (idle
+                || self.since_commit >= self.config.commit_records
+                || self.last_commit.elapsed() >= self.config.commit_interval)
         {
             self.checkpoint().await?;
         }
@@ -209,6 +222,11 @@ where
                 // Finish what was processed for the partitions before they go.
                 self.checkpoint().await?;
                 self.offsets.forget(tps);
+                self.polled.retain(|p| {
+                    p.raw.as_ref().is_none_or(|r| {
+                        !tps.iter().any(|tp| tp.partition == r.origin.partition && tp.topic == r.origin.topic)
+                    })
+                });
             }
             tracing::info!(pipeline = %self.name, ?change, "Partitions changed.");
             self.op.on_rebalance(&self.cx, &change).await?;

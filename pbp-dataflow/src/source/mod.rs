@@ -67,6 +67,12 @@ pub trait Source: Send {
     /// The next pending change of the partitions this source reads.
     fn next_rebalance(&mut self) -> Option<Rebalance>;
 
+    /// True when a poll would return nothing now because everything available was read (a consumer group
+    /// still joining is not caught up). Used by [`Pipeline::run_until_idle`](crate::Pipeline::run_until_idle).
+    async fn caught_up(&mut self) -> Result<bool, Error> {
+        Ok(true)
+    }
+
     /// Records not yet read, per partition, for the consumer-lag metric.
     async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, Error> {
         Ok(Vec::new())

@@ -99,6 +99,10 @@ impl<K: Send + 'static, V: Send + 'static> Source for TopicSource<K, V> {
         self.consumer.as_mut().and_then(|c| c.next_rebalance())
     }
 
+    async fn caught_up(&mut self) -> Result<bool, Error> {
+        Ok(self.consumer()?.caught_up().await?)
+    }
+
     async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, Error> {
         Ok(self.consumer()?.lag().await?)
     }

@@ -211,6 +211,15 @@ impl Consumer for EmbeddedConsumer {
         self.parts.iter().find(|c| &c.tp == partition).map(|c| c.position)
     }
 
+    async fn caught_up(&mut self) -> Result<bool, TransportError> {
+        for c in &self.parts {
+            if c.position < self.log.end_offset(&c.tp.topic, c.tp.partition)? {
+                return Ok(false);
+            }
+        }
+        Ok(!self.parts.is_empty())
+    }
+
     async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, TransportError> {
         self.parts
             .iter()

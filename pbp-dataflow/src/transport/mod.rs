@@ -151,6 +151,17 @@ pub trait Consumer: Send {
     /// The consumer's position (next offset to read) on an owned partition.
     fn position(&self, partition: &TopicPartition) -> Option<u64>;
 
+    /// True once everything of `partition` below `end` has been read. The default compares the position;
+    /// a transport whose end offsets can read low (tansu's high watermark trails the last batch) also
+    /// requires its own end-of-partition signal.
+    fn reached(&self, partition: &TopicPartition, end: u64) -> bool {
+        self.position(partition).is_some_and(|p| p >= end)
+    }
+
+    /// True when the consumer owns partitions and has read each of them to its current end, so that a
+    /// poll would return nothing now. Used to run a pipeline until it is idle.
+    async fn caught_up(&mut self) -> Result<bool, TransportError>;
+
     /// Records between the position and the partition end, per owned partition, as last observed.
     async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, TransportError>;
 }
@@ -192,18 +203,34 @@ pub async fn read_to_end(
 ) -> Result<Vec<u64>, TransportError> {
     let ends = transport.end_offsets(topic, partitions).await?;
     let mut reader = transport.reader(topic, Some(partitions)).await?;
-    let mut buf = Vec::with_capacity(1024);
+    read_until(reader.as_mut(), topic, partitions, &ends, |r| {
+        apply(r);
+        Ok::<(), TransportError>(())
+    })
+    .await?;
+    Ok(ends)
+}
+
+/// Polls `reader` until it has [`reached`](Consumer::reached) `ends` on every listed partition, handing each
+/// record to `apply`; stops at the first error `apply` returns.
+pub async fn read_until<E: From<TransportError>>(
+    reader: &mut dyn Consumer,
+    topic: &str,
+    partitions: &[u32],
+    ends: &[u64],
+    mut apply: impl FnMut(ConsumedRecord) -> Result<(), E> + Send,
+) -> Result<(), E> {
+    let topic: std::sync::Arc<str> = topic.into();
+    let mut buf = Vec::with_capacity(4096);
     loop {
-        let done = partitions
-            .iter()
-            .zip(&ends)
-            .all(|(p, end)| reader.position(&TopicPartition::new(topic, *p)).is_some_and(|pos| pos >= *end));
+        let done =
+            partitions.iter().zip(ends).all(|(p, end)| reader.reached(&TopicPartition::new(topic.clone(), *p), *end));
         if done {
-            return Ok(ends);
+            return Ok(());
         }
         reader.poll(4096, Duration::from_millis(200), &mut buf).await?;
         for r in buf.drain(..) {
-            apply(r);
+            apply(r)?;
         }
     }
 }

@@ -20,7 +20,18 @@ pub struct Env {
     prefix: String,
 }
 
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 pub fn embedded() -> Env {
+    init_logging();
     Env { transport: Arc::new(EmbeddedTransport::new(EmbeddedLog::new())), prefix: String::new() }
 }
 
@@ -32,6 +43,31 @@ pub fn embedded_with_capacity(capacity_bytes: usize) -> (Env, EmbeddedLog) {
         prefix: String::new(),
     };
     (env, log)
+}
+
+/// The broker at `PBP_KAFKA_BROKERS` (default `127.0.0.1:9092`), or `None` with a printed reason when it is
+/// unreachable and `PBP_REQUIRE_SERVICES` is not set (with it set, an unreachable broker fails the test).
+#[cfg(feature = "kafka")]
+pub fn kafka() -> Option<Env> {
+    init_logging();
+    use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
+    let brokers = std::env::var("PBP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let reachable = brokers.split(',').any(|b| std::net::TcpStream::connect(b.trim()).is_ok());
+    if !reachable {
+        assert!(
+            std::env::var("PBP_REQUIRE_SERVICES").is_err(),
+            "PBP_REQUIRE_SERVICES is set but no Kafka broker answers at {brokers}"
+        );
+        eprintln!("skipped: no Kafka broker at {brokers} (set PBP_KAFKA_BROKERS, or start tansu)");
+        return None;
+    }
+    let config = KafkaConfig::new(brokers).set("session.timeout.ms", "6000").set("heartbeat.interval.ms", "1000");
+    let run = format!(
+        "t{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+    );
+    Some(Env { transport: Arc::new(KafkaTransport::connect(config).unwrap()), prefix: format!("{run}-") })
 }
 
 impl Env {

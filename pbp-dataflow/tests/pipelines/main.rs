@@ -12,44 +12,64 @@ macro_rules! scenarios {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn restart_resumes_from_committed_offsets() {
-                s::restart_resumes_from_committed_offsets($env).await;
+                if let Some(env) = $env {
+                    s::restart_resumes_from_committed_offsets(env).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn crash_before_commit_redelivers_and_loses_nothing() {
-                s::crash_before_commit_redelivers_and_loses_nothing($env).await;
+                if let Some(env) = $env {
+                    s::crash_before_commit_redelivers_and_loses_nothing(env).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn aggregate_restores_from_changelog_and_never_double_counts() {
-                s::aggregate_restores_from_changelog_and_never_double_counts($env).await;
+                if let Some(env) = $env {
+                    s::aggregate_restores_from_changelog_and_never_double_counts(env).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn global_table_bootstrap_barrier_updates_and_tombstones() {
-                s::global_table_bootstrap_barrier_updates_and_tombstones($env).await;
+                if let Some(env) = $env {
+                    s::global_table_bootstrap_barrier_updates_and_tombstones(env).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn dead_letters_carry_bytes_and_kip1034_headers() {
-                s::dead_letters_carry_bytes_and_kip1034_headers($env).await;
+                if let Some(env) = $env {
+                    s::dead_letters_carry_bytes_and_kip1034_headers(env).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn dlq_limit_stops_the_pipeline_without_committing() {
-                s::dlq_limit_stops_the_pipeline_without_committing($env).await;
+                if let Some(env) = $env {
+                    s::dlq_limit_stops_the_pipeline_without_committing(env).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn records_of_one_key_keep_their_order() {
-                s::records_of_one_key_keep_their_order($env).await;
+                if let Some(env) = $env {
+                    s::records_of_one_key_keep_their_order(env).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn graceful_shutdown_finishes_and_commits() {
-                s::graceful_shutdown_finishes_and_commits($env).await;
+                if let Some(env) = $env {
+                    s::graceful_shutdown_finishes_and_commits(env).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn ticks_reach_operators_with_timers() {
-                s::ticks_reach_operators_with_timers($env).await;
+                if let Some(env) = $env {
+                    s::ticks_reach_operators_with_timers(env).await;
+                }
             }
         }
     };
 }
 
-scenarios!(embedded => crate::common::embedded());
+scenarios!(embedded => Some(crate::common::embedded()));
+#[cfg(feature = "kafka")]
+scenarios!(kafka => crate::common::kafka());
 
 mod backpressure;

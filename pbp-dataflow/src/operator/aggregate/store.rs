@@ -1,7 +1,6 @@
 //! The state store description, the changelog value format and restoration.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -9,8 +8,7 @@ use hashbrown::HashMap;
 use crate::codec::{Codec, CodecError};
 use crate::error::Error;
 use crate::operator::OpenContext;
-use crate::record::TopicPartition;
-use crate::transport::{TopicSpec, Transport};
+use crate::transport::{TopicSpec, Transport, read_until};
 
 const WITH_SOURCE: u8 = 1;
 const WITHOUT_SOURCE: u8 = 0;
@@ -106,7 +104,7 @@ impl<K, S> StateStore<K, S> {
     }
 }
 
-impl<K: std::hash::Hash + Eq, S> StateStore<K, S> {
+impl<K: std::hash::Hash + Eq + Send, S: Send> StateStore<K, S> {
     /// Reads the listed changelog partitions up to their end offsets as of now into `states`; returns the
     /// number of changelog records applied.
     pub(crate) async fn restore_into(
@@ -117,33 +115,25 @@ impl<K: std::hash::Hash + Eq, S> StateStore<K, S> {
     ) -> Result<u64, Error> {
         let ends = transport.end_offsets(&self.changelog, partitions).await?;
         let mut reader = transport.reader(&self.changelog, Some(partitions)).await?;
-        let mut buf = Vec::with_capacity(4096);
         let mut applied = 0;
-        loop {
-            let done = partitions.iter().zip(&ends).all(|(p, end)| {
-                reader.position(&TopicPartition::new(self.changelog.clone(), *p)).is_some_and(|pos| pos >= *end)
-            });
-            if done {
-                return Ok(applied);
-            }
-            reader.poll(4096, Duration::from_millis(200), &mut buf).await?;
-            for r in buf.drain(..) {
-                let restore_err =
-                    |source| Error::Restore { what: self.name.to_string(), origin: r.origin.clone(), source };
-                let key = self.key_codec.decode(r.record.key.as_ref()).map_err(restore_err)?;
-                match &r.record.value {
-                    None => {
-                        states.remove(&key);
-                    }
-                    Some(v) => {
-                        let (applied_at, state_bytes) = decode_value(v).map_err(restore_err)?;
-                        let state = self.state_codec.decode(Some(&state_bytes)).map_err(restore_err)?;
-                        states.insert(key, StoredState { state, applied: applied_at });
-                    }
+        read_until(reader.as_mut(), &self.changelog, partitions, &ends, |r| {
+            let restore_err = |source| Error::Restore { what: self.name.to_string(), origin: r.origin.clone(), source };
+            let key = self.key_codec.decode(r.record.key.as_ref()).map_err(restore_err)?;
+            match &r.record.value {
+                None => {
+                    states.remove(&key);
                 }
-                applied += 1;
+                Some(v) => {
+                    let (applied_at, state_bytes) = decode_value(v).map_err(restore_err)?;
+                    let state = self.state_codec.decode(Some(&state_bytes)).map_err(restore_err)?;
+                    states.insert(key, StoredState { state, applied: applied_at });
+                }
             }
-        }
+            applied += 1;
+            Ok::<(), Error>(())
+        })
+        .await?;
+        Ok(applied)
     }
 
     /// Reads the whole changelog: the store's contents as a restarted pipeline would restore them.

@@ -8,8 +8,8 @@ use hashbrown::HashMap;
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::operator::OpenContext;
-use crate::record::{ConsumedRecord, TopicPartition};
-use crate::transport::Consumer;
+use crate::record::ConsumedRecord;
+use crate::transport::{Consumer, read_until};
 
 /// A table materialised from a compacted topic: which topic, and how its keys and values decode.
 /// Cheap to clone; each join that uses it keeps its own copy of the data.
@@ -66,16 +66,14 @@ impl<K: std::hash::Hash + Eq, V> Materialized<K, V> {
         let partitions: Vec<u32> = (0..cx.transport.partitions(&topic).await?).collect();
         let ends = cx.transport.end_offsets(&topic, &partitions).await?;
         let mut reader = cx.transport.reader(&topic, Some(&partitions)).await?;
-        loop {
-            let caught_up = partitions.iter().zip(&ends).all(|(p, end)| {
-                reader.position(&TopicPartition::new(topic.clone(), *p)).is_some_and(|pos| pos >= *end)
-            });
-            if caught_up {
-                break;
-            }
-            reader.poll(4096, Duration::from_millis(200), &mut self.buf).await?;
-            self.apply_buffered();
-        }
+        let mut loaded = Vec::new();
+        read_until(reader.as_mut(), &topic, &partitions, &ends, |r| {
+            loaded.push(r);
+            Ok::<(), Error>(())
+        })
+        .await?;
+        self.buf.append(&mut loaded);
+        self.apply_buffered();
         tracing::debug!(table = %topic, entries = self.map.len(), "Global table bootstrapped.");
         self.reader = Some(reader);
         Ok(())

@@ -1,7 +1,7 @@
 //! Kafka consumers: a consumer-group member (at-least-once commits, rebalance events) and a group-less
 //! reader for tables and state restoration.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,9 +27,33 @@ pub(super) struct GroupContext {
     assignment: Mutex<Vec<TopicPartition>>,
     /// Consumer lag per partition from librdkafka's statistics (`statistics.interval.ms`).
     lag: Mutex<HashMap<TopicPartition, u64>>,
+    /// Where each assigned partition starts: its committed offset, or its log start when none.
+    start: Mutex<HashMap<TopicPartition, u64>>,
 }
 
+/// librdkafka reports reaching the end of a partition through the error callback too; it is not an error.
+fn log_client_error(error: &KafkaError, reason: &str) {
+    if !matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+        tracing::error!(%error, reason, "Kafka client error.");
+    }
+}
+
+/// The reader's context: end-of-partition events are expected.
+pub(super) struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
+
 impl ClientContext for GroupContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(&error, reason);
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
         let mut lag = self.lag.lock();
         for (topic, t) in &statistics.topics {
@@ -59,10 +83,31 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
         match rebalance {
             rdkafka::consumer::Rebalance::Assign(tpl) => {
                 let assigned = partitions_of(tpl);
+                // Runs on the polling thread; two short requests per rebalance.
+                let committed = consumer.committed_offsets((*tpl).clone(), Duration::from_secs(10));
+                let mut start = self.start.lock();
+                for tp in &assigned {
+                    let from_commit = committed.as_ref().ok().and_then(|c| {
+                        c.find_partition(&tp.topic, tp.partition as i32).and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o.max(0) as u64),
+                            _ => None,
+                        })
+                    });
+                    let offset = from_commit.or_else(|| {
+                        consumer
+                            .fetch_watermarks(&tp.topic, tp.partition as i32, Duration::from_secs(10))
+                            .ok()
+                            .map(|(low, _)| low.max(0) as u64)
+                    });
+                    if let Some(o) = offset {
+                        start.insert(tp.clone(), o);
+                    }
+                }
+                drop(start);
                 self.assignment.lock().extend(assigned.iter().cloned());
                 self.events.lock().push_back(Rebalance::Assigned(assigned));
             }
@@ -107,8 +152,14 @@ fn to_record(topics: &mut HashMap<String, Arc<str>>, m: &BorrowedMessage<'_>) ->
 /// A consumer-group member.
 pub(super) struct GroupConsumer {
     pub(super) consumer: StreamConsumer<GroupContext>,
+    /// For high-watermark requests, which block: run off the async threads.
+    pub(super) metadata: Arc<BaseConsumer>,
+    pub(super) request_timeout: Duration,
     pub(super) topics: HashMap<String, Arc<str>>,
     pub(super) positions: HashMap<TopicPartition, u64>,
+    /// Partition numbers whose end-of-partition event came after their last record. librdkafka names only
+    /// the partition number, so with several topics this is per number.
+    pub(super) at_end: HashSet<u32>,
 }
 
 impl GroupConsumer {
@@ -144,10 +195,14 @@ impl Consumer for GroupConsumer {
             match next {
                 Ok(m) => {
                     let r = to_record(&mut self.topics, &m);
+                    self.at_end.remove(&r.origin.partition);
                     self.positions
                         .insert(TopicPartition::new(r.origin.topic.clone(), r.origin.partition), r.origin.offset + 1);
                     out.push(r);
                     taken += 1;
+                }
+                Err(KafkaError::PartitionEOF(p)) => {
+                    self.at_end.insert(p as u32);
                 }
                 Err(error) => {
                     // Errors here are mostly transient (a broker moved, a topic is being created); librdkafka
@@ -187,7 +242,30 @@ impl Consumer for GroupConsumer {
     }
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.positions.get(partition).copied()
+        self.positions.get(partition).copied().or_else(|| self.context().start.lock().get(partition).copied())
+    }
+
+    /// Every assigned partition had its end-of-partition event after its last record, and the position is
+    /// at or past the broker's high watermark. The watermark can read low (tansu), but being below it
+    /// always means unread records, which an end-of-partition event from before they arrived would miss.
+    async fn caught_up(&mut self) -> Result<bool, TransportError> {
+        let assignment = self.assignment();
+        if assignment.is_empty() || !assignment.iter().all(|tp| self.at_end.contains(&tp.partition)) {
+            return Ok(false);
+        }
+        for tp in assignment {
+            let (metadata, timeout, topic) = (self.metadata.clone(), self.request_timeout, tp.topic.to_string());
+            let (_, high) =
+                tokio::task::spawn_blocking(move || metadata.fetch_watermarks(&topic, tp.partition as i32, timeout))
+                    .await
+                    .map_err(|e| TransportError::client("blocking task", e))?
+                    .map_err(|e| TransportError::client("high watermark", e))?;
+            let position = self.position(&tp).unwrap_or(0);
+            if position < high.max(0) as u64 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, TransportError> {
@@ -210,10 +288,12 @@ impl Drop for GroupConsumer {
 /// Reads assigned partitions from the beginning, without a group. Knows when it reached the end of a
 /// partition from librdkafka's end-of-partition events, so gaps left by compaction do not stall it.
 pub(super) struct Reader {
-    pub(super) consumer: StreamConsumer,
+    pub(super) consumer: StreamConsumer<ReaderContext>,
     pub(super) topics: HashMap<String, Arc<str>>,
     pub(super) positions: HashMap<TopicPartition, u64>,
     pub(super) pending: VecDeque<Rebalance>,
+    /// Partitions whose end-of-partition event came after their last record (a reader reads one topic).
+    pub(super) at_end: HashSet<u32>,
 }
 
 #[async_trait]
@@ -247,6 +327,7 @@ impl Consumer for Reader {
                     taken += 1;
                 }
                 Err(KafkaError::PartitionEOF(p)) => {
+                    self.at_end.insert(p as u32);
                     // At the end of the partition as the last fetch saw it, the fetch position is that end:
                     // everything below it has been read, gaps left by compaction included.
                     if let Ok(tpl) = self.consumer.position() {
@@ -283,6 +364,18 @@ impl Consumer for Reader {
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {
         self.positions.get(partition).copied()
+    }
+
+    /// The high watermark can read low on some brokers (tansu reports the base offset of the last batch
+    /// plus one), so being past it is not enough: the partition's end-of-partition event must have come
+    /// after its last record. librdkafka raises it only once every batch below the fetch response's high
+    /// watermark was delivered, which includes the whole last batch.
+    fn reached(&self, partition: &TopicPartition, end: u64) -> bool {
+        self.at_end.contains(&partition.partition) && self.position(partition).is_some_and(|p| p >= end)
+    }
+
+    async fn caught_up(&mut self) -> Result<bool, TransportError> {
+        Ok(self.positions.keys().all(|tp| self.at_end.contains(&tp.partition)))
     }
 
     async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, TransportError> {

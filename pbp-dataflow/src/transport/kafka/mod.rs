@@ -31,7 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Consumer, ConsumerOptions, Producer, Rebalance, TopicSpec, Transport, TransportError};
 use crate::record::TopicPartition;
-use consumer::{GroupConsumer, GroupContext, Reader};
+use consumer::{GroupConsumer, GroupContext, Reader, ReaderContext};
 use producer::{DeliveryContext, HandleState, KafkaProducer, SharedProducer};
 
 static READER_IDS: AtomicU64 = AtomicU64::new(0);
@@ -214,23 +214,34 @@ impl Transport for KafkaTransport {
             .set("auto.offset.reset", "earliest")
             .set("queued.max.messages.kbytes", "16384")
             .set("statistics.interval.ms", "5000")
+            .set("enable.partition.eof", "true")
             .create_with_context(GroupContext::default())
             .map_err(client_error("creating the consumer"))?;
         let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(client_error(format!("subscribing to {topics:?}")))?;
-        Ok(Box::new(GroupConsumer { consumer, topics: HashMap::new(), positions: HashMap::new() }))
+        Ok(Box::new(GroupConsumer {
+            consumer,
+            metadata: self.metadata.clone(),
+            request_timeout: self.config.request_timeout,
+            topics: HashMap::new(),
+            positions: HashMap::new(),
+            at_end: Default::default(),
+        }))
     }
 
     async fn reader(&self, topic: &str, partitions: Option<&[u32]>) -> Result<Box<dyn Consumer>, TransportError> {
         let n = self.partitions(topic).await?;
         let wanted: Vec<u32> = partitions.map_or_else(|| (0..n).collect(), <[u32]>::to_vec);
-        let consumer: StreamConsumer = self
+        let consumer: StreamConsumer<ReaderContext> = self
             .config
             .client("reader")
             .set("group.id", format!("{}-reader-{}", self.config.client_id, READER_IDS.fetch_add(1, Ordering::Relaxed)))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
-            .create()
+            // A reader waits for the end of each partition; answer empty fetches quickly so that a topic
+            // that is written often still shows its end.
+            .set("fetch.wait.max.ms", "5")
+            .create_with_context(ReaderContext)
             .map_err(client_error("creating a reader"))?;
         let mut tpl = TopicPartitionList::new();
         let mut positions = HashMap::new();
@@ -251,6 +262,7 @@ impl Transport for KafkaTransport {
             topics: HashMap::new(),
             positions,
             pending: VecDeque::from([Rebalance::Assigned(assigned)]),
+            at_end: Default::default(),
         }))
     }
 
