@@ -16,11 +16,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod diff;
+pub mod fake;
 pub mod league;
 pub mod model;
 pub mod normalize;
 
+pub use client::{ClientConfig, ClientError, EspnClient};
 pub use diff::{ChangeKind, GameSnapshotState, PlayChange, SnapshotDiff};
 pub use league::League;
 pub use model::ParseError;
