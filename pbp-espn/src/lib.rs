@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod collect;
 pub mod diff;
 pub mod fake;
 pub mod league;
