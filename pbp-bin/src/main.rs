@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run the main job on the embedded default (no external services).
     Run(cmd::run::RunArgs),
+    /// ESPN tools: normalize recorded files, serve them as a fake ESPN.
+    #[command(subcommand)]
+    Espn(cmd::espn::EspnCommand),
     /// Benchmarks whose last output line is one JSON object.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => cmd::run::run(args).await,
+            Command::Espn(espn) => cmd::espn::run(espn).await,
             Command::Bench(bench) => cmd::bench::run(bench).await,
         }
     })

@@ -28,15 +28,15 @@ use serde::de::DeserializeOwned;
 
 /// A payload that could not be parsed, with the JSON path of the first error (`plays[12].clock`).
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {what} at `{path}`: {source}")]
+#[error("invalid {what} at `{path}`: {error}")]
 pub struct ParseError {
     /// What was being parsed (`summary`, `scoreboard`, …).
     pub what: &'static str,
     /// JSON path of the error, `.` for the document root.
     pub path: String,
-    /// The underlying serde error (line and column included).
-    #[source]
-    pub source: serde_json::Error,
+    /// The underlying serde error (line and column included). Not chained as a source: the message above
+    /// already carries it.
+    pub error: serde_json::Error,
 }
 
 /// Parses `bytes` as `T`. The fast path is a plain typed parse; only on failure is the input parsed a second time
@@ -49,11 +49,11 @@ fn parse<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Par
             match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
                 Err(error) => {
                     let path = error.path().to_string();
-                    Err(ParseError { what, path, source: error.into_inner() })
+                    Err(ParseError { what, path, error: error.into_inner() })
                 }
                 // The tracked parse succeeded where the plain one failed: cannot happen for the same input, but
                 // report the first error rather than trusting either.
-                Ok(_) => Err(ParseError { what, path: ".".to_owned(), source: first }),
+                Ok(_) => Err(ParseError { what, path: ".".to_owned(), error: first }),
             }
         }
     }
@@ -114,10 +114,10 @@ pub fn parse_play_document(bytes: &[u8]) -> Result<PlayDocument, ParseError> {
     } else if probe.items.is_some() {
         Ok(PlayDocument::CorePlays(parse_core_plays_page(bytes)?))
     } else {
-        let source = <serde_json::Error as serde::de::Error>::custom(
+        let error = <serde_json::Error as serde::de::Error>::custom(
             "not a play document: expected a `header` (summary), `gamepackageJSON` (cdn) or `items` (core plays)",
         );
-        Err(ParseError { what: "ESPN document", path: ".".to_owned(), source })
+        Err(ParseError { what: "ESPN document", path: ".".to_owned(), error })
     }
 }
 
