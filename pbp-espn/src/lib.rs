@@ -13,6 +13,24 @@
 //! * [`fake`]: a fake ESPN server that serves recorded files, replays finished games live and injects faults.
 //!
 //! It knows nothing of Kafka or SQL: collectors deliver [`collect::CollectorEvent`]s through a channel.
+//!
+//! ```
+//! use pbp_espn::normalize::{EventType, normalize_summary};
+//! use pbp_espn::{GameSnapshotState, model};
+//!
+//! let json = br#"{"header":{"id":"1","competitions":[]},"plays":[{"id":"14","sequenceNumber":"4",
+//!     "type":{"id":"92","text":"Jump Shot"},"period":{"number":1},"clock":{"displayValue":"11:42"},
+//!     "awayScore":0,"homeScore":2,"scoringPlay":true,"scoreValue":2}]}"#;
+//! let summary = model::parse_summary(json)?;
+//! let (_, plays) = normalize_summary(&summary, None);
+//! assert_eq!(plays[0].event_type, EventType::JumpShot);
+//! assert_eq!(plays[0].game_seconds_left, Some(2862.0));
+//!
+//! let mut state = GameSnapshotState::new();
+//! assert_eq!(state.apply(plays.clone()).changes.len(), 1, "new");
+//! assert!(state.apply(plays).changes.is_empty(), "same snapshot again: nothing to emit");
+//! # Ok::<(), pbp_espn::ParseError>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -100,9 +100,21 @@ pub(crate) fn live_view(doc: &GameDoc, visible: &[usize]) -> LiveView {
         json!({"clock": clock, "displayClock": display_clock, "period": period, "type": {
             "id": "2", "name": "STATUS_IN_PROGRESS", "state": "in", "completed": false,
             "description": "In Progress", "detail": format!("{display_clock} - {period_name}"),
-            "shortDetail": format!("{display_clock} - {period}")}})
+            "shortDetail": format!("{display_clock} - {}", ordinal(period))}})
     };
     LiveView { status, home_score: score("homeScore"), away_score: score("awayScore"), finished }
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, … as on ESPN's short status.
+fn ordinal(number: u64) -> String {
+    let suffix = match (number % 10, number % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{number}{suffix}")
 }
 
 /// The game document as ESPN would serve it with only `visible` plays logged.
@@ -205,6 +217,11 @@ mod tests {
         assert_eq!(replay.visible(19.0), [0, 2]);
         assert_eq!(replay.visible(20.0), [0, 1, 2, 3], "9 appears with 7, before 6 in the array");
         assert_eq!(replay.duration(), 20.0);
+    }
+
+    #[test]
+    fn ordinals() {
+        assert_eq!([1, 2, 3, 4, 11, 12, 22].map(ordinal), ["1st", "2nd", "3rd", "4th", "11th", "12th", "22nd"]);
     }
 
     #[test]
