@@ -244,6 +244,17 @@ fn scoreboards_know_live_and_final_games() {
         }
         let board = model::parse_scoreboard(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         for (event, raw_event) in board.events.iter().zip(raw["events"].as_array().into_iter().flatten()) {
+            if let Some(last_play) =
+                event.competitions.first().and_then(|c| c.situation.as_ref()).and_then(|s| s.last_play.as_ref())
+            {
+                let play_type = last_play.play_type.as_ref().unwrap_or_else(|| panic!("{name}: lastPlay type"));
+                assert!(
+                    table::lookup(&play_type.id).is_some(),
+                    "{name}: type {} `{}` in the table",
+                    play_type.id,
+                    play_type.text
+                );
+            }
             let state = raw_event["status"]["type"]["state"].as_str().unwrap_or_default();
             assert_eq!(event.is_live(), state == "in", "{name}: {}", event.id);
             assert_eq!(event.is_final(), state == "post", "{name}: {}", event.id);

@@ -41,8 +41,9 @@ impl ScoreboardPoller {
         let mut running: HashSet<String> = HashSet::new();
         let mut collected: HashSet<String> = HashSet::new();
         let children = cancel.child_token();
+        // Remembered across polls so that a failed poll keeps the live cadence.
+        let mut any_live = false;
         let result = loop {
-            let mut any_live = false;
             match self.client.scoreboard(league, self.config.date.as_deref()).await {
                 Ok(fetched) => {
                     let board = fetched.value;

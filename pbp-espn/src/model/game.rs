@@ -55,6 +55,39 @@ pub struct Competition {
     /// Game status (absent in some summary headers).
     #[serde(default)]
     pub status: Option<Status>,
+    /// Live scoreboards only: the current situation, with the last play.
+    #[serde(default)]
+    pub situation: Option<Situation>,
+}
+
+/// A live game's situation on the scoreboard.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Situation {
+    /// The last play logged.
+    #[serde(default)]
+    pub last_play: Option<LastPlay>,
+}
+
+/// The scoreboard's short form of the last play.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastPlay {
+    /// Play id.
+    #[serde(default, deserialize_with = "de::opt_string_lenient")]
+    pub id: Option<String>,
+    /// Play type.
+    #[serde(rename = "type", default)]
+    pub play_type: Option<super::play::PlayType>,
+    /// Human text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Points on the play.
+    #[serde(default, deserialize_with = "de::opt_u32_lenient")]
+    pub score_value: Option<u32>,
+    /// Acting team.
+    #[serde(default)]
+    pub team: Option<super::play::TeamRef>,
 }
 
 impl Competition {

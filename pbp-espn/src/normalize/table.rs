@@ -29,6 +29,8 @@ pub const TYPE_TABLE: &[TypeRow] = &[
     (43, "Loose Ball Foul", LooseBallFoul),
     (44, "Shooting Foul", ShootingFoul),
     (45, "Personal Foul", PersonalFoul),
+    // Seen only as a live scoreboard's last play, with the text "Paul George foul": a foul was called.
+    (46, "No Foul", PersonalFoul),
     (62, "Bad Pass\nTurnover", BadPassTurnover),
     (63, "Lost Ball Turnover", LostBallTurnover),
     (64, "Traveling", Traveling),
