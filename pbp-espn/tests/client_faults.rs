@@ -190,10 +190,11 @@ async fn the_breaker_opens_refuses_then_half_opens_and_closes() -> anyhow::Resul
 
 #[tokio::test]
 async fn conditional_requests_reuse_the_last_body() -> anyhow::Result<()> {
-    let (_fake, running) = start().await?;
+    let (fake, running) = start().await?;
     let mut registry = Registry::default();
     let client = EspnClient::new(fast_config(&running.base_url()), &mut registry)?;
     let first = client.summary(League::Nba, GAME).await?;
+    assert!(fake.gzipped_responses() >= 1, "the client asks for gzip and decompresses it");
     let second = client.summary(League::Nba, GAME).await?;
     assert!(!first.not_modified);
     assert!(second.not_modified, "the fake server answers a matching If-None-Match with 304");

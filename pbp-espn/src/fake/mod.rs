@@ -19,7 +19,8 @@
 //! in-progress status and the running score, and the scoreboard follows. `speed` multiplies the replay clock;
 //! tests can take the clock in hand with [`FakeEspn::use_manual_clock`] and [`FakeEspn::advance`].
 //!
-//! Responses carry an `ETag`; a matching `If-None-Match` gets `304`.
+//! Responses carry an `ETag`; a matching `If-None-Match` gets `304`. Bodies are gzip-compressed when the
+//! request accepts gzip.
 
 mod faults;
 mod fixtures;
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -118,6 +119,8 @@ struct State {
     clock: Mutex<ReplayClock>,
     faults: Mutex<Vec<FaultRule>>,
     requests: Mutex<Vec<String>>,
+    /// Responses sent gzip-compressed (the client asked for it).
+    gzipped: std::sync::atomic::AtomicUsize,
     /// Last rendered live body per game document, keyed by how many plays it shows.
     rendered: Mutex<HashMap<GameKey, (usize, Body)>>,
 }
@@ -160,6 +163,7 @@ impl FakeEspn {
             clock: Mutex::new(ReplayClock::Running { started: Instant::now(), speed: options.speed }),
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
+            gzipped: std::sync::atomic::AtomicUsize::new(0),
             rendered: Mutex::new(HashMap::new()),
         };
         Ok(FakeEspn { state: Arc::new(state) })
@@ -212,6 +216,11 @@ impl FakeEspn {
     /// Number of requests so far whose `path?query` contains `needle`.
     pub fn request_count(&self, needle: &str) -> usize {
         self.state.requests.lock().iter().filter(|target| target.contains(needle)).count()
+    }
+
+    /// Number of responses sent gzip-compressed because the request accepted gzip.
+    pub fn gzipped_responses(&self) -> usize {
+        self.state.gzipped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Binds `addr` (use port 0 for any free port) and serves until [`RunningFake::shutdown`].
@@ -295,6 +304,11 @@ async fn handle(state: &State, request: Request<Incoming>) -> HttpResponse {
     }
     let fault = faults::take_fault(&mut state.faults.lock(), &target);
     let if_none_match = request.headers().get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let accepts_gzip = request
+        .headers()
+        .get(ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|encoding| encoding.trim().starts_with("gzip")));
     match fault {
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -327,9 +341,25 @@ async fn handle(state: &State, request: Request<Incoming>) -> HttpResponse {
         insert_etag(&mut response, &body.etag);
         return response;
     }
-    let mut response = body_response(body.bytes, Some(&body.etag));
+    let mut response = match accepts_gzip.then(|| gzip(&body.bytes)).flatten() {
+        Some(compressed) => {
+            state.gzipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut response = body_response(compressed, Some(&body.etag));
+            response.headers_mut().insert(CONTENT_ENCODING, http::HeaderValue::from_static("gzip"));
+            response
+        }
+        None => body_response(body.bytes, Some(&body.etag)),
+    };
     *response.status_mut() = status;
     response
+}
+
+/// Gzip-compresses a body, as ESPN's servers do for clients that accept it.
+fn gzip(bytes: &[u8]) -> Option<Bytes> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 8), flate2::Compression::fast());
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok().map(Bytes::from)
 }
 
 fn body_response(bytes: Bytes, etag: Option<&str>) -> HttpResponse {
