@@ -111,15 +111,15 @@ async fn slow_responses_time_out_and_are_retried() -> anyhow::Result<()> {
     let (fake, running) = start().await?;
     let mut registry = Registry::default();
     let mut config = fast_config(&running.base_url());
-    config.request_timeout = Duration::from_millis(200);
+    config.request_timeout = Duration::from_millis(600);
     config.retry.max_attempts = 2;
     let client = EspnClient::new(config, &mut registry)?;
-    fake.push_fault(FaultRule::always(SUMMARY, Fault::Delay(Duration::from_secs(2))));
+    fake.push_fault(FaultRule::always(SUMMARY, Fault::Delay(Duration::from_secs(3))));
     let error = client.summary(League::Nba, GAME).await.err();
     assert!(matches!(error, Some(ClientError::Transport { .. })), "{error:?}");
     assert_eq!(fake.request_count(SUMMARY), 2);
     fake.clear_faults();
-    fake.push_fault(FaultRule::times(SUMMARY, Fault::Delay(Duration::from_secs(2)), 1));
+    fake.push_fault(FaultRule::times(SUMMARY, Fault::Delay(Duration::from_secs(3)), 1));
     assert!(client.summary(League::Nba, GAME).await.is_ok(), "one slow response, then a fast one");
     running.shutdown().await;
     Ok(())
