@@ -167,11 +167,7 @@ impl Words {
         let mut folded: Vec<String> = Vec::with_capacity(words.len());
         for word in words {
             match (folded.last().map(String::as_str), word.as_str()) {
-                (Some("time"), "out") => {
-                    folded.pop();
-                    folded.push("timeout".to_owned());
-                }
-                (Some("time"), "outs") => {
+                (Some("time"), "out" | "outs") => {
                     folded.pop();
                     folded.push("timeout".to_owned());
                 }
