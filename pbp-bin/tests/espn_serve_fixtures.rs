@@ -34,17 +34,20 @@ async fn serves_recorded_games_live() -> anyhow::Result<()> {
         .spawn()?;
     let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
     let server = Server(child);
-    // The startup line carries the bound address: {"fields":{"base_url":"http://127.0.0.1:PORT",…}}.
-    let base_url = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
-        for line in BufReader::new(stderr).lines() {
-            let line: serde_json::Value = serde_json::from_str(&line?)?;
-            if let Some(url) = line.pointer("/fields/base_url").and_then(|v| v.as_str()) {
-                return Ok(url.to_owned());
+    // The startup line carries the bound address: {"fields":{"base_url":"http://127.0.0.1:PORT",…}}. The reader
+    // keeps draining stderr afterwards so the server never writes into a closed pipe.
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+            if let Some(url) = parsed.as_ref().and_then(|l| l.pointer("/fields/base_url")).and_then(|v| v.as_str()) {
+                let _ = found.send(url.to_owned());
             }
         }
-        anyhow::bail!("the server exited without printing its address")
-    })
-    .await??;
+    });
+    let base_url = tokio::task::spawn_blocking(move || address.recv_timeout(std::time::Duration::from_secs(120)))
+        .await?
+        .map_err(|_| anyhow::anyhow!("the server did not print its address"))?;
 
     let client = EspnClient::new(ClientConfig::with_base_url(&base_url), &mut Registry::default())?;
     let board = client.scoreboard(League::Nba, None).await?.value;

@@ -2,7 +2,7 @@
 //!
 //! A reqwest client (rustls, gzip, timeouts) wrapped in reqwest-middleware with reqwest-retry's exponential
 //! backoff (default 1 s to 30 s, 5 attempts; 5xx, 429, 408 and connection errors are retried, other 4xx are not)
-//! and a middleware that honours `Retry-After` on 429 ([`retry_after`]). Around that:
+//! and a middleware that honours `Retry-After` on 429. Around that:
 //!
 //! * conditional requests: `ETag`/`Last-Modified` are remembered per URL and sent back; a `304` reuses the
 //!   last body ([`Fetched::not_modified`] tells the caller nothing changed);
@@ -20,7 +20,6 @@ mod retry_after;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -225,7 +224,7 @@ pub struct Fetched<T> {
     pub not_modified: bool,
 }
 
-/// The ESPN client. Cheap to share behind an [`Arc`]; all methods take `&self`.
+/// The ESPN client. Share it behind an [`std::sync::Arc`]; all methods take `&self`.
 #[derive(Debug)]
 pub struct EspnClient {
     http: ClientWithMiddleware,
@@ -428,9 +427,6 @@ impl EspnClient {
         Ok((body, false))
     }
 }
-
-/// Shared handle type used by the collectors.
-pub type SharedClient = Arc<EspnClient>;
 
 fn checked<'a>(what: &'static str, value: &'a str) -> Result<&'a str, ClientError> {
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric()) {

@@ -1,7 +1,7 @@
 //! Collectors: a scoreboard poller that discovers games, and one play-by-play collector per game.
 //!
 //! They deliver [`CollectorEvent`]s through a [`tokio::sync::mpsc::Sender`] and stop on a
-//! [`CancellationToken`]; they know nothing of where the events go (the ingest pipeline writes them to topics).
+//! [`tokio_util::sync::CancellationToken`]; they know nothing of where the events go (the ingest pipeline writes them to topics).
 //! Fetch failures are logged and retried at the next tick: the client already retried, and its circuit
 //! breaker keeps a failing endpoint from being hammered.
 

@@ -14,7 +14,7 @@
 //! with the loaded games; with `dates`, by the recorded scoreboard of that date, else by the loaded games of
 //! that date.
 //!
-//! In live mode every game with plays is replayed from the moment the server starts (see [`live`] for the
+//! In live mode every game with plays is replayed from the moment the server starts (see the `live` module for the
 //! reveal rule, late inserts included): summaries and cdn pages show the plays revealed so far with an
 //! in-progress status and the running score, and the scoreboard follows. `speed` multiplies the replay clock;
 //! tests can take the clock in hand with [`FakeEspn::use_manual_clock`] and [`FakeEspn::advance`].
