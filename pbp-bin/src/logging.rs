@@ -27,7 +27,10 @@ pub(crate) struct LogArgs {
 /// JSON result lines of benchmarks.
 pub(crate) fn init(args: &LogArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&args.log)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A failed log write must not take the process down: by default tracing-subscriber reports it with
+    // `eprintln!`, which panics when stderr is a closed pipe (`pbp espn serve-fixtures 2>&1 | head -1`).
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     match args.log_format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

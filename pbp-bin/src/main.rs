@@ -26,6 +26,9 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Serve the Confluent Schema Registry REST API subset that pbp uses, with schemas kept in a journal.
     SchemaRegistry(cmd::schema_registry::SchemaRegistryArgs),
+    /// ESPN tools: normalize recorded files, serve them as a fake ESPN.
+    #[command(subcommand)]
+    Espn(cmd::espn::EspnCommand),
     /// Benchmarks whose last output line is one JSON object.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Run(args) => cmd::run::run(args).await,
             Command::SchemaRegistry(args) => cmd::schema_registry::run(args).await,
+            Command::Espn(espn) => cmd::espn::run(espn).await,
             Command::Bench(bench) => cmd::bench::run(bench).await,
         }
     })

@@ -2,6 +2,7 @@
 
 mod avro;
 mod dataflow;
+mod espn;
 
 use clap::Subcommand;
 
@@ -12,11 +13,14 @@ pub(crate) enum BenchCommand {
     Dataflow(dataflow::DataflowArgs),
     /// Avro encode+decode of PlayEvent records: pbp-avro's codec against apache-avro's Value path.
     Avro(avro::AvroArgs),
+    /// Parse, normalize and diff the largest recorded ESPN summary many times.
+    Espn(espn::EspnBenchArgs),
 }
 
 pub(crate) async fn run(bench: BenchCommand) -> anyhow::Result<()> {
     match bench {
         BenchCommand::Dataflow(args) => dataflow::run(args).await,
         BenchCommand::Avro(args) => avro::run(args).await,
+        BenchCommand::Espn(args) => espn::run(args),
     }
 }

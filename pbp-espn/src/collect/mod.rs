@@ -1,0 +1,114 @@
+//! Collectors: a scoreboard poller that discovers games, and one play-by-play collector per game.
+//!
+//! They deliver [`CollectorEvent`]s through a [`tokio::sync::mpsc::Sender`] and stop on a
+//! [`tokio_util::sync::CancellationToken`]; they know nothing of where the events go (the ingest pipeline writes them to topics).
+//! Fetch failures are logged and retried at the next tick: the client already retried, and its circuit
+//! breaker keeps a failing endpoint from being hammered.
+
+mod plays;
+mod scoreboard;
+
+use std::time::Duration;
+
+pub use plays::PlayCollector;
+pub use scoreboard::ScoreboardPoller;
+
+use crate::League;
+use crate::diff::PlayChange;
+use crate::model::Scoreboard;
+
+/// Where a play-by-play collector reads a game's plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlaySource {
+    /// The site summary (default).
+    #[default]
+    Summary,
+    /// The cdn play-by-play page.
+    CdnPlayByPlay,
+}
+
+/// Collector settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorConfig {
+    /// The league polled.
+    pub league: League,
+    /// Scoreboard poll interval when no game is live (default 30 s).
+    pub scoreboard_interval: Duration,
+    /// Scoreboard poll interval while any game is live (default 10 s).
+    pub scoreboard_live_interval: Duration,
+    /// Play-by-play poll interval per game (default 5 s).
+    pub plays_interval: Duration,
+    /// Scoreboard date `YYYYMMDD`; `None` is ESPN's "today".
+    pub date: Option<String>,
+    /// Where plays are read.
+    pub play_source: PlaySource,
+    /// A game collector gives up after this many consecutive 4xx answers (an unknown game id; default 10).
+    pub give_up_after_client_errors: u32,
+}
+
+impl CollectorConfig {
+    /// Default intervals for `league`.
+    pub fn new(league: League) -> CollectorConfig {
+        CollectorConfig {
+            league,
+            scoreboard_interval: Duration::from_secs(30),
+            scoreboard_live_interval: Duration::from_secs(10),
+            plays_interval: Duration::from_secs(5),
+            date: None,
+            play_source: PlaySource::Summary,
+            give_up_after_client_errors: 10,
+        }
+    }
+}
+
+/// What the collectors deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CollectorEvent {
+    /// A scoreboard that differs from the previous poll (a `304` is not delivered).
+    Scoreboard {
+        /// The league.
+        league: League,
+        /// The scoreboard.
+        scoreboard: Box<Scoreboard>,
+    },
+    /// New and corrected plays of one game from one fetch.
+    Plays(PlayBatch),
+    /// A game collector stopped after the final whistle and one last fetch.
+    GameFinished {
+        /// The league.
+        league: League,
+        /// The game.
+        game_id: String,
+    },
+}
+
+/// The changes of one play-by-play fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayBatch {
+    /// The league.
+    pub league: League,
+    /// The game.
+    pub game_id: String,
+    /// New and updated plays in feed order.
+    pub changes: Vec<PlayChange>,
+    /// Play ids that disappeared from the feed.
+    pub vanished: Vec<String>,
+}
+
+/// Why a collector stopped other than by cancellation.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// The receiver of the events was dropped.
+    #[error("the collector event receiver is gone")]
+    ChannelClosed,
+    /// The game kept answering 4xx.
+    #[error("game {game_id} gave up after {attempts} consecutive client errors: {last}")]
+    GaveUp {
+        /// The game.
+        game_id: String,
+        /// Consecutive client errors.
+        attempts: u32,
+        /// The last error.
+        last: String,
+    },
+}

@@ -1,0 +1,256 @@
+//! Snapshot diff keyed by play id.
+//!
+//! ESPN re-sends the whole play list on every fetch, inserts late-logged plays at their game-time position and
+//! corrects plays after the fact. A watermark on `sequenceNumber` (what the system we replace did) silently drops
+//! every late insert. Instead, per game, [`GameSnapshotState`] remembers a fingerprint of every play id it has
+//! emitted; each new snapshot yields:
+//!
+//! * [`ChangeKind::New`] for ids never seen (late inserts included, flagged [`PlayChange::late_insert`]),
+//! * [`ChangeKind::Updated`] for known ids whose content changed (a correction: score, text, type, clock, …),
+//! * `vanished` ids that were in the previous snapshot and are not in this one (noted once; if such a play comes
+//!   back unchanged it is not emitted again, and if it comes back changed it is an update).
+//!
+//! Changes are ordered by feed position.
+//!
+//! # Restart rule
+//!
+//! The state is rebuilt from the plays already emitted for the game, the latest version per play id, via
+//! [`GameSnapshotState::restore`]. The intended source is the `raw.plays` topic (compacted by play id, so it
+//! holds exactly the latest emitted version of each play) or, equivalently, the store's play table. Because the
+//! restored fingerprints are computed from the same [`NormalizedPlay`]s the diff emits, the first snapshot after a
+//! restart emits only what changed while the process was down.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use crate::normalize::NormalizedPlay;
+
+/// Whether a play is new or a correction of one already emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// First time this play id is seen.
+    New,
+    /// A play id already emitted, with different content.
+    Updated,
+}
+
+/// One play to emit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayChange {
+    /// New or updated.
+    pub kind: ChangeKind,
+    /// Index of the play in the snapshot (feed order).
+    pub position: usize,
+    /// True for a new play inserted before plays that were already known: ESPN logged it late.
+    pub late_insert: bool,
+    /// The play.
+    pub play: NormalizedPlay,
+}
+
+/// The outcome of one snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotDiff {
+    /// New and updated plays, in feed order.
+    pub changes: Vec<PlayChange>,
+    /// Ids present in the previous snapshot and absent from this one.
+    pub vanished: Vec<String>,
+    /// Ids that appeared more than once in the snapshot (only the first occurrence counts).
+    pub duplicates: Vec<String>,
+}
+
+impl SnapshotDiff {
+    /// True when there is nothing to emit or note.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.vanished.is_empty() && self.duplicates.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    fingerprint: u64,
+    present: bool,
+}
+
+/// Per-game diff state: the fingerprint of every play emitted so far.
+#[derive(Debug, Clone, Default)]
+pub struct GameSnapshotState {
+    plays: HashMap<String, Tracked>,
+}
+
+impl GameSnapshotState {
+    /// Empty state for a game never seen before.
+    pub fn new() -> GameSnapshotState {
+        GameSnapshotState::default()
+    }
+
+    /// State rebuilt from plays already emitted (see the module's restart rule). Iterate in emission order: when
+    /// a play id occurs more than once, the last version wins, as in a compacted topic.
+    pub fn restore<'a>(emitted: impl IntoIterator<Item = &'a NormalizedPlay>) -> GameSnapshotState {
+        let plays = emitted
+            .into_iter()
+            .map(|play| (play.play_id.clone(), Tracked { fingerprint: fingerprint(play), present: true }))
+            .collect();
+        GameSnapshotState { plays }
+    }
+
+    /// Number of distinct play ids known.
+    pub fn len(&self) -> usize {
+        self.plays.len()
+    }
+
+    /// True before anything was emitted or restored.
+    pub fn is_empty(&self) -> bool {
+        self.plays.is_empty()
+    }
+
+    /// Diffs a full snapshot (all plays of the game, in feed order) against the state, and adopts it.
+    pub fn apply(&mut self, snapshot: Vec<NormalizedPlay>) -> SnapshotDiff {
+        let mut diff = SnapshotDiff::default();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(snapshot.len());
+        // For each position: is a play known from before present later in this snapshot? Computed back to front.
+        let mut known_after = vec![false; snapshot.len()];
+        let mut any_known = false;
+        for (index, play) in snapshot.iter().enumerate().rev() {
+            known_after[index] = any_known;
+            any_known |= self.plays.get(&play.play_id).is_some_and(|t| t.present);
+        }
+        let mut pending: Vec<(usize, ChangeKind, u64)> = Vec::new();
+        for (index, play) in snapshot.iter().enumerate() {
+            if !seen.insert(play.play_id.as_str()) {
+                diff.duplicates.push(play.play_id.clone());
+                continue;
+            }
+            let print = fingerprint(play);
+            match self.plays.get(&play.play_id) {
+                None => pending.push((index, ChangeKind::New, print)),
+                Some(tracked) if tracked.fingerprint != print => pending.push((index, ChangeKind::Updated, print)),
+                Some(_) => {}
+            }
+        }
+        for (id, tracked) in &mut self.plays {
+            let present = seen.contains(id.as_str());
+            if tracked.present && !present {
+                diff.vanished.push(id.clone());
+            }
+            tracked.present = present;
+        }
+        diff.vanished.sort();
+        let mut plays: Vec<Option<NormalizedPlay>> = snapshot.into_iter().map(Some).collect();
+        for (position, kind, print) in pending {
+            let Some(play) = plays.get_mut(position).and_then(Option::take) else { continue };
+            self.plays.insert(play.play_id.clone(), Tracked { fingerprint: print, present: true });
+            let late_insert = kind == ChangeKind::New && known_after[position];
+            diff.changes.push(PlayChange { kind, position, late_insert, play });
+        }
+        diff
+    }
+}
+
+/// A hash of everything that makes a play's content; a different fingerprint for the same id is a correction.
+fn fingerprint(play: &NormalizedPlay) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    play.sequence.hash(&mut hasher);
+    play.period.hash(&mut hasher);
+    play.clock_seconds.map(f64::to_bits).hash(&mut hasher);
+    play.event_type.hash(&mut hasher);
+    play.espn_type_id.hash(&mut hasher);
+    play.team_id.hash(&mut hasher);
+    play.home_score.hash(&mut hasher);
+    play.away_score.hash(&mut hasher);
+    play.score_value.hash(&mut hasher);
+    play.scoring_play.hash(&mut hasher);
+    play.shooting_play.hash(&mut hasher);
+    play.shot_value.hash(&mut hasher);
+    play.coordinate.hash(&mut hasher);
+    play.wallclock.hash(&mut hasher);
+    play.participants.hash(&mut hasher);
+    play.text.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::EventType;
+
+    fn play(id: &str, home_score: u32) -> NormalizedPlay {
+        NormalizedPlay {
+            game_id: "1".to_owned(),
+            play_id: id.to_owned(),
+            sequence: id.parse().ok(),
+            period: 1,
+            clock_seconds: Some(700.0),
+            game_seconds_left: Some(2860.0),
+            event_type: EventType::JumpShot,
+            espn_type_id: "92".to_owned(),
+            espn_type_text: "Jump Shot".to_owned(),
+            team_id: Some("19".to_owned()),
+            side: None,
+            home_score,
+            away_score: 0,
+            score_value: 0,
+            scoring_play: false,
+            shooting_play: true,
+            shot_value: Some(2),
+            coordinate: None,
+            wallclock: None,
+            participants: Vec::new(),
+            text: format!("play {id}"),
+        }
+    }
+
+    fn ids(diff: &SnapshotDiff) -> Vec<(&str, ChangeKind, bool)> {
+        diff.changes.iter().map(|c| (c.play.play_id.as_str(), c.kind, c.late_insert)).collect()
+    }
+
+    #[test]
+    fn new_plays_then_nothing() {
+        let mut state = GameSnapshotState::new();
+        let first = state.apply(vec![play("4", 0), play("5", 0)]);
+        assert_eq!(ids(&first), [("4", ChangeKind::New, false), ("5", ChangeKind::New, false)]);
+        let again = state.apply(vec![play("4", 0), play("5", 0)]);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn late_inserts_are_emitted_even_with_a_higher_sequence_before_known_plays() {
+        let mut state = GameSnapshotState::new();
+        state.apply(vec![play("4", 0), play("6", 0)]);
+        // "9" is logged late: it sits between 4 and 6, after 7 in the sequence.
+        let diff = state.apply(vec![play("4", 0), play("9", 0), play("6", 0), play("7", 0)]);
+        assert_eq!(ids(&diff), [("9", ChangeKind::New, true), ("7", ChangeKind::New, false)]);
+        assert_eq!(diff.changes[0].position, 1);
+    }
+
+    #[test]
+    fn corrections_are_updates_and_vanished_plays_are_noted_once() {
+        let mut state = GameSnapshotState::new();
+        state.apply(vec![play("4", 0), play("5", 2), play("6", 2)]);
+        let diff = state.apply(vec![play("4", 0), play("5", 3)]);
+        assert_eq!(ids(&diff), [("5", ChangeKind::Updated, false)]);
+        assert_eq!(diff.vanished, ["6"]);
+        let quiet = state.apply(vec![play("4", 0), play("5", 3)]);
+        assert!(quiet.is_empty(), "{quiet:?}");
+        // Back unchanged: not emitted again.
+        let back = state.apply(vec![play("4", 0), play("5", 3), play("6", 2)]);
+        assert!(back.changes.is_empty());
+    }
+
+    #[test]
+    fn duplicates_in_a_snapshot_count_once() {
+        let mut state = GameSnapshotState::new();
+        let diff = state.apply(vec![play("4", 0), play("4", 9)]);
+        assert_eq!(ids(&diff), [("4", ChangeKind::New, false)]);
+        assert_eq!(diff.duplicates, ["4"]);
+    }
+
+    #[test]
+    fn restored_state_emits_only_what_changed_while_down() {
+        let emitted = vec![play("4", 0), play("5", 2)];
+        let mut state = GameSnapshotState::restore(&emitted);
+        assert_eq!(state.len(), 2);
+        let diff = state.apply(vec![play("4", 0), play("8", 0), play("5", 2), play("6", 4)]);
+        assert_eq!(ids(&diff), [("8", ChangeKind::New, true), ("6", ChangeKind::New, false)]);
+    }
+}

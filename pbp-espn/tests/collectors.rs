@@ -1,0 +1,169 @@
+//! Collectors against the fake server in live mode: discovery, delivery exactly once, the stop after the final
+//! whistle, and a restart from restored state that re-emits nothing.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pbp_espn::client::RetryConfig;
+use pbp_espn::collect::{CollectorConfig, CollectorEvent, PlayCollector, ScoreboardPoller};
+use pbp_espn::fake::{FakeEspn, FakeOptions, RunningFake};
+use pbp_espn::{ChangeKind, ClientConfig, EspnClient, GameSnapshotState, League, NormalizedPlay};
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Generous bound so a stuck collector fails the test instead of hanging it; not a speed check.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+async fn live_fake(files: &[&str]) -> anyhow::Result<(FakeEspn, RunningFake, Arc<EspnClient>)> {
+    let paths: Vec<_> = files.iter().map(|name| common::fixtures_dir().join(name)).collect();
+    let fake = FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0 })?;
+    fake.use_manual_clock();
+    let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let config = ClientConfig {
+        retry: RetryConfig {
+            backoff_base: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(20),
+            ..Default::default()
+        },
+        ..ClientConfig::with_base_url(&running.base_url())
+    };
+    let client = Arc::new(EspnClient::new(config, &mut Registry::default())?);
+    Ok((fake, running, client))
+}
+
+fn fast(league: League) -> CollectorConfig {
+    CollectorConfig {
+        scoreboard_interval: Duration::from_millis(40),
+        scoreboard_live_interval: Duration::from_millis(20),
+        plays_interval: Duration::from_millis(10),
+        ..CollectorConfig::new(league)
+    }
+}
+
+/// Moves the replay clock `step` every `every` until cancelled.
+fn drive_clock(fake: FakeEspn, step: Duration, every: Duration, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(every) => fake.advance(step),
+            }
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyhow::Result<()> {
+    let files = ["nba-summary-401585607.json", "nba-summary-401810084.json"];
+    let (fake, running, client) = live_fake(&files).await?;
+    let cancel = CancellationToken::new();
+    drive_clock(fake.clone(), Duration::from_secs(120), Duration::from_millis(40), cancel.clone());
+    let (sender, mut receiver) = mpsc::channel(64);
+    let poller = ScoreboardPoller::new(Arc::clone(&client), fast(League::Nba), sender);
+    let poller = tokio::spawn(poller.run(cancel.clone()));
+
+    let mut new: HashMap<String, usize> = HashMap::new();
+    let mut updates = 0;
+    let mut late = 0;
+    let mut finished = Vec::new();
+    let mut scoreboards = 0;
+    let collect = async {
+        while finished.len() < files.len() {
+            let Some(event) = receiver.recv().await else { break };
+            match event {
+                CollectorEvent::Scoreboard { league, .. } => {
+                    assert_eq!(league, League::Nba);
+                    scoreboards += 1;
+                }
+                CollectorEvent::Plays(batch) => {
+                    for change in batch.changes {
+                        assert_eq!(change.play.game_id, batch.game_id);
+                        late += usize::from(change.late_insert);
+                        match change.kind {
+                            ChangeKind::New => *new.entry(change.play.play_id).or_default() += 1,
+                            ChangeKind::Updated => updates += 1,
+                        }
+                    }
+                }
+                CollectorEvent::GameFinished { game_id, .. } => finished.push(game_id),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, collect).await?;
+    cancel.cancel();
+    poller.await??;
+
+    finished.sort();
+    assert_eq!(finished, ["401585607", "401810084"]);
+    assert_eq!(new.len(), 450 + 437, "every play of both games");
+    assert!(new.values().all(|count| *count == 1), "each exactly once");
+    assert_eq!(updates, 0);
+    assert!(late > 0, "late-logged plays arrive as late inserts");
+    assert!(scoreboards > 1);
+    // Each game collector stopped: after the final whistle it fetched exactly once more, then no more polls.
+    let polls_after = fake.request_count("summary?event=");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(fake.request_count("summary?event="), polls_after);
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn collect_until(
+    receiver: &mut mpsc::Receiver<CollectorEvent>,
+    mut stop: impl FnMut(&CollectorEvent) -> bool,
+) -> Vec<NormalizedPlay> {
+    let mut plays = Vec::new();
+    while let Some(event) = receiver.recv().await {
+        let done = stop(&event);
+        if let CollectorEvent::Plays(batch) = event {
+            plays.extend(batch.changes.into_iter().map(|change| change.play));
+        }
+        if done {
+            break;
+        }
+    }
+    plays
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_from_restored_state_re_emits_nothing() -> anyhow::Result<()> {
+    let (fake, running, client) = live_fake(&["mbb-summary-401828387.json"]).await?;
+    let config = fast(League::MensCollege);
+    let game = "401828387".to_owned();
+
+    // First run: half of the game, then the process "dies".
+    fake.advance(fake.replay_duration() / 2);
+    let (sender, mut receiver) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let first =
+        tokio::spawn(PlayCollector::new(Arc::clone(&client), &config, game.clone(), sender).run(cancel.clone()));
+    let before =
+        tokio::time::timeout(PATIENCE, collect_until(&mut receiver, |e| matches!(e, CollectorEvent::Plays(_)))).await?;
+    cancel.cancel();
+    first.await??;
+    assert!(!before.is_empty() && before.len() < 440, "a partial game: {}", before.len());
+
+    // Restart: the state is rebuilt from what was emitted (what the raw.plays topic holds), the game goes on.
+    let restored = GameSnapshotState::restore(&before);
+    fake.advance(fake.replay_duration());
+    let (sender, mut receiver) = mpsc::channel(64);
+    let second = PlayCollector::new(Arc::clone(&client), &config, game.clone(), sender).with_state(restored);
+    let second = tokio::spawn(second.run(CancellationToken::new()));
+    let after = tokio::time::timeout(
+        PATIENCE,
+        collect_until(&mut receiver, |e| matches!(e, CollectorEvent::GameFinished { .. })),
+    )
+    .await?;
+    let final_state = second.await??;
+
+    assert_eq!(before.len() + after.len(), 440, "every play, once, across the restart");
+    assert!(after.iter().all(|play| !before.iter().any(|b| b.play_id == play.play_id)), "nothing re-emitted");
+    assert_eq!(final_state.len(), 440);
+    running.shutdown().await;
+    Ok(())
+}
