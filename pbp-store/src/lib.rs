@@ -5,11 +5,15 @@
 //!   [`SqliteStore`] (the embedded default: a SQLite file in WAL mode under a data directory).
 //! - [`MIGRATIONS`]: the schema (`migrations/` at the repository root), embedded and run on connect by both
 //!   stores. The SQL is portable: one folder serves both databases.
+//! - [`cache`]: a [`Cache`](cache::Cache) with per-kind TTLs over Redis ([`RedisCache`](cache::RedisCache),
+//!   bb8-redis) or in process ([`MemoryCache`](cache::MemoryCache)), and
+//!   [`CachedRepository`](cache::CachedRepository), which reads through the cache and invalidates on every write.
 //!
 //! The crate knows nothing of Kafka, ESPN or Avro: its rows ([`model`]) are its own.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod error;
 pub mod model;
 pub mod postgres;

@@ -1,5 +1,5 @@
 //! One conformance suite, run against every [`Repository`]: the embedded store, PostgreSQL, and both behind
-//! the read-through cache. PostgreSQL runs when reachable, and must when `PBP_REQUIRE_SERVICES=1`.
+//! the read-through cache (in process, and Redis). PostgreSQL runs when reachable, and must when `PBP_REQUIRE_SERVICES=1`.
 
 mod common;
 
@@ -320,6 +320,26 @@ macro_rules! conformance {
                 async fn $name() -> anyhow::Result<()> {
                     let (store, _dir) = crate::common::sqlite_store().await?;
                     super::$name(&store).await
+                }
+            )*
+        }
+        mod sqlite_memory_cache {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let (store, _dir) = crate::common::sqlite_store().await?;
+                    let cache = pbp_store::cache::MemoryCache::new(Default::default());
+                    super::$name(&pbp_store::cache::CachedRepository::new(store, cache)).await
+                }
+            )*
+        }
+        mod postgres_redis_cache {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let Some((store, _schema)) = crate::common::pg_store().await? else { return Ok(()) };
+                    let Some(cache) = crate::common::redis_cache(Default::default()).await? else { return Ok(()) };
+                    super::$name(&pbp_store::cache::CachedRepository::new(store, cache)).await
                 }
             )*
         }

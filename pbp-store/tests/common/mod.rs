@@ -198,3 +198,24 @@ pub fn state(game_id: &str, status: GameStatus, plays_applied: i64, updated_at: 
         updated_at,
     }
 }
+
+/// A Redis cache under a unique key prefix, or `None` (with a printed reason) when Redis is not reachable and
+/// services are not required. With `PBP_REQUIRE_SERVICES=1`, an unreachable Redis fails.
+pub async fn redis_cache(ttls: pbp_store::cache::CacheTtls) -> anyhow::Result<Option<pbp_store::cache::RedisCache>> {
+    let url = redis_url();
+    let prefix = format!("{}:", unique("pbp_store_test"));
+    match pbp_store::cache::RedisCache::connect(&url, &prefix, ttls, 4).await {
+        Ok(cache) => Ok(Some(cache)),
+        Err(e) if !services_required() => {
+            eprintln!("skipping: Redis at {url} is unreachable ({e}); set PBP_REQUIRE_SERVICES=1 to fail");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!("PBP_REQUIRE_SERVICES=1 but Redis at {url} is unreachable: {e}")),
+    }
+}
+
+/// The teams the fixtures' games use.
+pub async fn seed_teams(repo: &dyn pbp_store::Repository) -> anyhow::Result<()> {
+    repo.upsert_teams(&[team("nba", "2", "BOS"), team("nba", "19", "ORL"), team("nba", "18", "NY")]).await?;
+    Ok(())
+}
