@@ -113,6 +113,9 @@ pub enum StoreError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum CacheError {
+    /// The cache server could not be reached.
+    #[error("cannot connect to redis")]
+    Connect(#[source] bb8_redis::redis::RedisError),
     /// The cache server could not be reached or refused a command.
     #[error("redis {operation} on {key} failed")]
     Redis {

@@ -28,32 +28,20 @@ impl RedisCache {
     /// server does not answer.
     pub async fn connect(url: &str, prefix: &str, ttls: CacheTtls, max_connections: u32) -> Result<Self, CacheError> {
         // Check the server directly first: the pool would only report a timeout.
-        let client = redis::Client::open(url).map_err(|source| CacheError::Redis {
-            operation: "connect",
-            key: String::new(),
-            source,
-        })?;
-        let mut probe = client.get_multiplexed_async_connection().await.map_err(|source| CacheError::Redis {
-            operation: "connect",
-            key: String::new(),
-            source,
-        })?;
+        let client = redis::Client::open(url).map_err(CacheError::Connect)?;
+        let mut probe = client.get_multiplexed_async_connection().await.map_err(CacheError::Connect)?;
         redis::cmd("PING").query_async::<String>(&mut probe).await.map_err(|source| CacheError::Redis {
             operation: "PING",
             key: String::new(),
             source,
         })?;
-        let manager = RedisConnectionManager::new(url).map_err(|source| CacheError::Redis {
-            operation: "connect",
-            key: String::new(),
-            source,
-        })?;
+        let manager = RedisConnectionManager::new(url).map_err(CacheError::Connect)?;
         let pool = Pool::builder()
             .max_size(max_connections.max(1))
             .connection_timeout(std::time::Duration::from_secs(5))
             .build(manager)
             .await
-            .map_err(|source| CacheError::Redis { operation: "connect", key: String::new(), source })?;
+            .map_err(CacheError::Connect)?;
         Ok(Self { pool, prefix: prefix.to_owned(), ttls })
     }
 
