@@ -13,6 +13,9 @@ use crate::error::{Result, StoreError};
 use crate::repo::diesel_impl::{Backend, impl_repository};
 use crate::sql::Placeholder;
 
+/// Key of the session-level advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x7062_705f_6d69_67; // "pbp_mig"
+
 /// Pool settings of the PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgConfig {
@@ -52,16 +55,8 @@ impl PgStore {
     /// Connects, runs the pending embedded migrations, and builds the pool.
     pub async fn connect(config: PgConfig) -> Result<Self> {
         let url = config.url.clone();
-        let applied = tokio::task::spawn_blocking(move || -> Result<usize> {
-            let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-                .map_err(|source| StoreError::Connect { backend: "postgres", source })?;
-            let done = conn
-                .run_pending_migrations(crate::MIGRATIONS)
-                .map_err(|e| StoreError::Migration { backend: "postgres", message: e.to_string() })?;
-            Ok(done.len())
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))??;
+        let applied =
+            tokio::task::spawn_blocking(move || migrate(&url)).await.map_err(|e| StoreError::Task(e.to_string()))??;
         tracing::info!(backend = "postgres", migrations_applied = applied, "store ready");
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(config.url);
         let pool = Pool::builder()
@@ -76,6 +71,27 @@ impl PgStore {
     async fn conn(&self) -> Result<PooledConnection<'_, AsyncPgConnection>> {
         self.pool.get().await.map_err(|e| StoreError::Pool { backend: "postgres", message: e.to_string() })
     }
+}
+
+/// Runs the pending migrations under a session-level advisory lock: when several processes start at once, one
+/// migrates and the others wait, then find nothing pending. Blocking; returns how many were applied.
+fn migrate(url: &str) -> Result<usize> {
+    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
+        .map_err(|source| StoreError::Connect { backend: "postgres", source })?;
+    let lock = |sql: String, conn: &mut AsyncConnectionWrapper<AsyncPgConnection>| {
+        diesel::RunQueryDsl::execute(diesel::sql_query(sql), conn).map_err(|source| StoreError::Database {
+            table: "*",
+            operation: "migration lock",
+            source,
+        })
+    };
+    lock(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"), &mut conn)?;
+    let applied = conn
+        .run_pending_migrations(crate::MIGRATIONS)
+        .map(|done| done.len())
+        .map_err(|e| StoreError::Migration { backend: "postgres", message: e.to_string() });
+    lock(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"), &mut conn)?;
+    applied
 }
 
 impl_repository!(PgStore, diesel::pg::Pg, Placeholder::Dollar);

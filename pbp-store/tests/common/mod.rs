@@ -69,6 +69,13 @@ impl Drop for SchemaGuard {
 /// A fresh PostgreSQL store in a schema of its own, or `None` (with a printed reason) when PostgreSQL is not
 /// reachable and services are not required. With `PBP_REQUIRE_SERVICES=1`, an unreachable PostgreSQL fails.
 pub async fn pg_store() -> anyhow::Result<Option<(PgStore, SchemaGuard)>> {
+    let Some((url, guard)) = pg_store_unmigrated().await? else { return Ok(None) };
+    let store = PgStore::connect(PgConfig::new(url)).await?;
+    Ok(Some((store, guard)))
+}
+
+/// The URL of a fresh, empty schema (dropped with the guard), or `None` under the same rule as [`pg_store`].
+pub async fn pg_store_unmigrated() -> anyhow::Result<Option<(String, SchemaGuard)>> {
     let base = pg_url();
     let mut conn = match AsyncPgConnection::establish(&base).await {
         Ok(conn) => conn,
@@ -83,8 +90,7 @@ pub async fn pg_store() -> anyhow::Result<Option<(PgStore, SchemaGuard)>> {
     let guard = SchemaGuard { base: base.clone(), schema: schema.clone() };
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let store = PgStore::connect(PgConfig::new(url)).await?;
-    Ok(Some((store, guard)))
+    Ok(Some((url, guard)))
 }
 
 pub fn team(league: &str, id: &str, abbreviation: &str) -> TeamRow {
