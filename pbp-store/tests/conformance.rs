@@ -366,3 +366,41 @@ conformance!(
     game_states_upsert_with_counters,
     games_queries,
 );
+
+/// Writers running at once (as the serve pipeline's tasks do) all succeed.
+async fn concurrent_writers(repo: std::sync::Arc<dyn Repository>) -> anyhow::Result<()> {
+    seed(&*repo).await?;
+    let tasks: Vec<_> = (0..6)
+        .map(|t| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                for round in 0..5 {
+                    let game_id = if t % 2 == 0 { "g1" } else { "g2" };
+                    let plays: Vec<_> = (0..200).map(|n| play(game_id, t * 10_000 + round * 200 + n)).collect();
+                    repo.upsert_plays(&plays).await?;
+                    let states = [state(game_id, GameStatus::In, t * 100 + round, t * 100 + round)];
+                    repo.upsert_game_states(&states).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    assert_eq!(repo.plays("g1", &PlaysQuery::default()).await?.len(), 3000);
+    assert_eq!(repo.plays("g2", &PlaysQuery::default()).await?.len(), 3000);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writers() -> anyhow::Result<()> {
+    let (store, _dir) = common::sqlite_store().await?;
+    concurrent_writers(std::sync::Arc::new(store)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_writers() -> anyhow::Result<()> {
+    let Some((store, _schema)) = common::pg_store().await? else { return Ok(()) };
+    concurrent_writers(std::sync::Arc::new(store)).await
+}

@@ -68,6 +68,11 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// PostgreSQL serialises conflicting upserts itself: no lock.
+    async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
     async fn conn(&self) -> Result<PooledConnection<'_, AsyncPgConnection>> {
         self.pool.get().await.map_err(|e| StoreError::Pool { backend: "postgres", message: e.to_string() })
     }
@@ -94,4 +99,4 @@ fn migrate(url: &str) -> Result<usize> {
     applied
 }
 
-impl_repository!(PgStore, diesel::pg::Pg, Placeholder::Dollar);
+impl_repository!(PgStore, diesel::pg::Pg, Placeholder::Dollar, Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"));

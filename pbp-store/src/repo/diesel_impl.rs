@@ -37,7 +37,7 @@ pub(crate) fn split(rows: usize, existing: u64, changed: u64) -> UpsertOutcome {
 }
 
 macro_rules! impl_repository {
-    ($store:ty, $db:ty, $ph:expr) => {
+    ($store:ty, $db:ty, $ph:expr, $snapshot:expr) => {
         impl $store {
             /// Game ids among `ids` that are not stored.
             async fn missing_games(
@@ -76,6 +76,7 @@ macro_rules! impl_repository {
                 let mut outcome = $crate::model::UpsertOutcome { unchanged: duplicates, ..Default::default() };
                 let Some(first) = <[_]>::first(&rows) else { return Ok(outcome) };
                 let first_key = first.key();
+                let _writer = self.write_lock().await;
                 let mut pooled = self.conn().await?;
                 let conn = &mut *pooled;
                 let table = &sql::TEAMS;
@@ -134,6 +135,7 @@ macro_rules! impl_repository {
                 let mut outcome = $crate::model::UpsertOutcome { unchanged: duplicates, ..Default::default() };
                 let Some(first) = <[_]>::first(&rows) else { return Ok(outcome) };
                 let first_key = first.id.clone();
+                let _writer = self.write_lock().await;
                 let mut pooled = self.conn().await?;
                 let conn = &mut *pooled;
                 let table = &sql::GAMES;
@@ -240,6 +242,7 @@ macro_rules! impl_repository {
                 let mut game_ids: Vec<&str> = rows.iter().map(|p| p.game_id.as_str()).collect();
                 game_ids.sort_unstable();
                 game_ids.dedup();
+                let _writer = self.write_lock().await;
                 let mut pooled = self.conn().await?;
                 let conn = &mut *pooled;
                 let table = &sql::PLAYS;
@@ -331,6 +334,7 @@ macro_rules! impl_repository {
                 let first_key = first.game_id.clone();
                 let mut game_ids: Vec<&str> = rows.iter().map(|s| s.game_id.as_str()).collect();
                 game_ids.sort_unstable();
+                let _writer = self.write_lock().await;
                 let mut pooled = self.conn().await?;
                 let conn = &mut *pooled;
                 let table = &sql::GAME_STATES;
@@ -527,26 +531,32 @@ macro_rules! impl_repository {
             async fn game_state(&self, game_id: &str) -> $crate::error::Result<Option<$crate::model::GameStateRow>> {
                 use diesel::OptionalExtension;
                 use diesel::sql_types::Text;
-                use diesel_async::RunQueryDsl;
+                use diesel_async::{AsyncConnection, RunQueryDsl};
                 let mut pooled = self.conn().await?;
                 let conn = &mut *pooled;
-                let Some(state) = diesel::sql_query($crate::sql::select_state($ph))
-                    .into_boxed::<$db>()
-                    .bind::<Text, _>(game_id)
-                    .get_result::<$crate::repo::records::StateRecord>(conn)
+                // State and counters are written in one transaction; read them from one snapshot.
+                let read = conn
+                    .transaction(async |conn| {
+                        if let Some(snapshot) = $snapshot {
+                            diesel::sql_query(snapshot).execute(conn).await?;
+                        }
+                        let state = diesel::sql_query($crate::sql::select_state($ph))
+                            .into_boxed::<$db>()
+                            .bind::<Text, _>(game_id)
+                            .get_result::<$crate::repo::records::StateRecord>(conn)
+                            .await
+                            .optional()?;
+                        let Some(state) = state else { return Ok(None) };
+                        let sides = diesel::sql_query($crate::sql::select_state_teams($ph))
+                            .into_boxed::<$db>()
+                            .bind::<Text, _>(game_id)
+                            .load::<$crate::repo::records::StateTeamRecord>(conn)
+                            .await?;
+                        Ok::<_, diesel::result::Error>(Some((state, sides)))
+                    })
                     .await
-                    .optional()
-                    .map_err($crate::repo::diesel_impl::read_error("game_states"))?
-                else {
-                    return Ok(None);
-                };
-                let sides = diesel::sql_query($crate::sql::select_state_teams($ph))
-                    .into_boxed::<$db>()
-                    .bind::<Text, _>(game_id)
-                    .load::<$crate::repo::records::StateTeamRecord>(conn)
-                    .await
-                    .map_err($crate::repo::diesel_impl::read_error("game_state_teams"))?;
-                state.into_row(sides).map(Some)
+                    .map_err($crate::repo::diesel_impl::read_error("game_states"))?;
+                read.map(|(state, sides)| state.into_row(sides)).transpose()
             }
 
             async fn ping(&self) -> $crate::error::Result<()> {

@@ -29,6 +29,9 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 pub struct SqliteStore {
     pool: Pool<Conn>,
     path: PathBuf,
+    /// SQLite has one writer at a time, and a transaction that reads before it writes cannot wait for the write
+    /// lock (it fails with `SQLITE_BUSY`): the store's own writers queue here instead.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -91,7 +94,7 @@ impl SqliteStore {
             .build(manager)
             .await
             .map_err(|e| StoreError::Pool { backend: "sqlite", message: e.to_string() })?;
-        Ok(Self { pool, path })
+        Ok(Self { pool, path, writer: Default::default() })
     }
 
     /// The database file.
@@ -99,9 +102,13 @@ impl SqliteStore {
         &self.path
     }
 
+    async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.writer.lock().await)
+    }
+
     async fn conn(&self) -> Result<PooledConnection<'_, Conn>> {
         self.pool.get().await.map_err(|e| StoreError::Pool { backend: "sqlite", message: e.to_string() })
     }
 }
 
-impl_repository!(SqliteStore, diesel::sqlite::Sqlite, Placeholder::Question);
+impl_repository!(SqliteStore, diesel::sqlite::Sqlite, Placeholder::Question, None::<&str>);
