@@ -14,7 +14,7 @@ use crate::repo::diesel_impl::{Backend, impl_repository};
 use crate::sql::Placeholder;
 
 /// Key of the session-level advisory lock held while migrating.
-const MIGRATION_LOCK: i64 = 0x7062_705f_6d69_67; // "pbp_mig"
+const MIGRATION_LOCK: i64 = 0x0070_6270_5f6d_6967; // "pbp_mig"
 
 /// Pool settings of the PostgreSQL store.
 #[derive(Debug, Clone)]
