@@ -1,0 +1,223 @@
+//! A [`Repository`] that reads through a [`Cache`] and invalidates it on every write.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Cache, EntryKind};
+use crate::error::{CacheError, Result};
+use crate::model::{GameRow, GameStateRow, GameStatus, GamesQuery, PlayRow, PlaysQuery, TeamRow, UpsertOutcome};
+use crate::repo::Repository;
+
+/// Wraps a repository with a cache.
+///
+/// Reads look in the cache first and fill it on a miss; writes go to the repository, then drop the cache groups
+/// the batch touched (when it changed anything). The cache is an optimisation: a cache error is logged and the
+/// call falls back to the repository.
+///
+/// Groups and TTL kinds: `game:{id}` and `state:{id}` are [`EntryKind::Finished`] once the game is `post`, else
+/// [`EntryKind::Live`]; `plays:{game}` (every plays query of one game) follows its game's status; `games`
+/// (every games query) is [`EntryKind::List`]; `teams` is [`EntryKind::Reference`]. A reader that loaded a value
+/// just before a write may still put it after the write's invalidation; the value then lives until its TTL.
+pub struct CachedRepository<R, C> {
+    repo: R,
+    cache: C,
+}
+
+impl<R, C> std::fmt::Debug for CachedRepository<R, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedRepository").finish_non_exhaustive()
+    }
+}
+
+impl<R: Repository, C: Cache> CachedRepository<R, C> {
+    /// Wraps `repo` with `cache`.
+    pub fn new(repo: R, cache: C) -> Self {
+        Self { repo, cache }
+    }
+
+    /// The wrapped repository.
+    pub fn inner(&self) -> &R {
+        &self.repo
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &C {
+        &self.cache
+    }
+
+    async fn cached<T: DeserializeOwned>(&self, key: &str, field: &str) -> Option<T> {
+        let bytes = match self.cache.get(key, field).await {
+            Ok(hit) => hit?,
+            Err(e) => {
+                tracing::warn!(key, field, error = %e, "cache read failed; reading the store");
+                return None;
+            }
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Some(value),
+            Err(source) => {
+                let e = CacheError::Codec { operation: "decode", key: format!("{key}/{field}"), source };
+                tracing::warn!(key, field, error = %e, "undecodable cache entry; reading the store");
+                None
+            }
+        }
+    }
+
+    async fn fill<T: Serialize>(&self, key: &str, field: &str, value: &T, kind: EntryKind) {
+        let bytes = match serde_json::to_vec(value) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(key, field, error = %e, "cannot encode a cache entry");
+                return;
+            }
+        };
+        if let Err(e) = self.cache.put(key, field, &bytes, kind).await {
+            tracing::warn!(key, field, error = %e, "cache write failed");
+        }
+    }
+
+    async fn invalidate(&self, outcome: &UpsertOutcome, keys: BTreeSet<String>) {
+        if outcome.inserted + outcome.updated == 0 || keys.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = keys.into_iter().collect();
+        if let Err(e) = self.cache.invalidate(&keys).await {
+            tracing::warn!(keys = keys.len(), error = %e, "cache invalidation failed; entries live until their TTL");
+        }
+    }
+
+    async fn game_kind(&self, game_id: &str) -> Result<EntryKind> {
+        Ok(match self.game(game_id).await? {
+            Some(g) if g.status == GameStatus::Post => EntryKind::Finished,
+            _ => EntryKind::Live,
+        })
+    }
+}
+
+fn status_kind(status: GameStatus) -> EntryKind {
+    if status == GameStatus::Post { EntryKind::Finished } else { EntryKind::Live }
+}
+
+fn games_field(q: &GamesQuery) -> String {
+    format!(
+        "date={};status={};league={};limit={}",
+        q.date.as_deref().unwrap_or(""),
+        q.status.map_or("", |s| s.as_str()),
+        q.league.as_deref().unwrap_or(""),
+        q.limit.map_or(String::new(), |l| l.to_string()),
+    )
+}
+
+fn plays_field(q: &PlaysQuery) -> String {
+    format!(
+        "since={};limit={}",
+        q.since.map_or(String::new(), |s| s.to_string()),
+        q.limit.map_or(String::new(), |l| l.to_string())
+    )
+}
+
+#[async_trait]
+impl<R: Repository, C: Cache> Repository for CachedRepository<R, C> {
+    async fn upsert_teams(&self, teams: &[TeamRow]) -> Result<UpsertOutcome> {
+        let outcome = self.repo.upsert_teams(teams).await?;
+        self.invalidate(&outcome, BTreeSet::from(["teams".to_owned()])).await;
+        Ok(outcome)
+    }
+
+    async fn upsert_games(&self, games: &[GameRow]) -> Result<UpsertOutcome> {
+        let outcome = self.repo.upsert_games(games).await?;
+        let mut keys: BTreeSet<String> = games.iter().map(|g| format!("game:{}", g.id)).collect();
+        // A game's status decides the TTL of its plays: drop them too when it changes.
+        keys.extend(games.iter().map(|g| format!("plays:{}", g.id)));
+        keys.insert("games".to_owned());
+        self.invalidate(&outcome, keys).await;
+        Ok(outcome)
+    }
+
+    async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome> {
+        let outcome = self.repo.upsert_plays(plays).await?;
+        self.invalidate(&outcome, plays.iter().map(|p| format!("plays:{}", p.game_id)).collect()).await;
+        Ok(outcome)
+    }
+
+    async fn upsert_game_states(&self, states: &[GameStateRow]) -> Result<UpsertOutcome> {
+        let outcome = self.repo.upsert_game_states(states).await?;
+        self.invalidate(&outcome, states.iter().map(|s| format!("state:{}", s.game_id)).collect()).await;
+        Ok(outcome)
+    }
+
+    async fn teams(&self, league: Option<&str>) -> Result<Vec<TeamRow>> {
+        let field = league.unwrap_or("*");
+        if let Some(hit) = self.cached("teams", field).await {
+            return Ok(hit);
+        }
+        let teams = self.repo.teams(league).await?;
+        self.fill("teams", field, &teams, EntryKind::Reference).await;
+        Ok(teams)
+    }
+
+    async fn games(&self, query: &GamesQuery) -> Result<Vec<GameRow>> {
+        let field = games_field(query);
+        if let Some(hit) = self.cached("games", &field).await {
+            return Ok(hit);
+        }
+        let games = self.repo.games(query).await?;
+        self.fill("games", &field, &games, EntryKind::List).await;
+        Ok(games)
+    }
+
+    async fn game(&self, game_id: &str) -> Result<Option<GameRow>> {
+        let key = format!("game:{game_id}");
+        if let Some(hit) = self.cached::<GameRow>(&key, "row").await {
+            return Ok(Some(hit));
+        }
+        let game = self.repo.game(game_id).await?;
+        if let Some(g) = &game {
+            self.fill(&key, "row", g, status_kind(g.status)).await;
+        }
+        Ok(game)
+    }
+
+    async fn plays(&self, game_id: &str, query: &PlaysQuery) -> Result<Vec<PlayRow>> {
+        let key = format!("plays:{game_id}");
+        let field = plays_field(query);
+        if let Some(hit) = self.cached(&key, &field).await {
+            return Ok(hit);
+        }
+        let kind = self.game_kind(game_id).await?;
+        let plays = self.repo.plays(game_id, query).await?;
+        self.fill(&key, &field, &plays, kind).await;
+        Ok(plays)
+    }
+
+    async fn last_plays(&self, game_id: &str, n: u32) -> Result<Vec<PlayRow>> {
+        let key = format!("plays:{game_id}");
+        let field = format!("last={n}");
+        if let Some(hit) = self.cached(&key, &field).await {
+            return Ok(hit);
+        }
+        let kind = self.game_kind(game_id).await?;
+        let plays = self.repo.last_plays(game_id, n).await?;
+        self.fill(&key, &field, &plays, kind).await;
+        Ok(plays)
+    }
+
+    async fn game_state(&self, game_id: &str) -> Result<Option<GameStateRow>> {
+        let key = format!("state:{game_id}");
+        if let Some(hit) = self.cached::<GameStateRow>(&key, "row").await {
+            return Ok(Some(hit));
+        }
+        let state = self.repo.game_state(game_id).await?;
+        if let Some(s) = &state {
+            self.fill(&key, "row", s, status_kind(s.status)).await;
+        }
+        Ok(state)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.repo.ping().await
+    }
+}

@@ -1,0 +1,86 @@
+//! The repository trait both stores implement, and the plumbing they share.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{GameRow, GameStateRow, GamesQuery, PlayRow, PlaysQuery, TeamRow, UpsertOutcome};
+
+pub(crate) mod diesel_impl;
+pub(crate) mod records;
+
+/// Storage of teams, games, plays and game states.
+///
+/// Every write takes a batch and is idempotent: writing the same batch twice leaves the store as after the first
+/// write. Rows are validated before any statement is sent (a bad row fails the whole batch with
+/// [`StoreError::Invalid`](crate::StoreError::Invalid) naming it); a batch is written in one transaction, with one
+/// multi-row statement per chunk of up to a thousand rows, so either all of it lands or none.
+#[async_trait]
+pub trait Repository: Send + Sync {
+    /// Inserts or updates teams, keyed by `(league, id)`.
+    async fn upsert_teams(&self, teams: &[TeamRow]) -> Result<UpsertOutcome>;
+
+    /// Inserts or updates games (`ON CONFLICT (id) DO UPDATE`). A snapshot older (`fetched_at`) than the stored
+    /// one is ignored. Both teams must be stored, else [`StoreError::UnknownTeam`](crate::StoreError::UnknownTeam).
+    async fn upsert_games(&self, games: &[GameRow]) -> Result<UpsertOutcome>;
+
+    /// Inserts or updates plays keyed by `(game_id, play_id)`: a re-delivered play with the same content changes
+    /// nothing, a correction (same key, different content) replaces the row and bumps its `revision`, a delivery
+    /// older (`fetched_at`) than the stored one is ignored. The game must be stored, else
+    /// [`StoreError::UnknownGame`](crate::StoreError::UnknownGame).
+    async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome>;
+
+    /// Inserts or updates game states keyed by `game_id`, with both sides' counters. A state older
+    /// (`updated_at`) than the stored one is ignored. The game must be stored.
+    async fn upsert_game_states(&self, states: &[GameStateRow]) -> Result<UpsertOutcome>;
+
+    /// Teams, optionally of one league, ordered by league and id.
+    async fn teams(&self, league: Option<&str>) -> Result<Vec<TeamRow>>;
+
+    /// Games matching the query, ordered by start time then id.
+    async fn games(&self, query: &GamesQuery) -> Result<Vec<GameRow>>;
+
+    /// One game.
+    async fn game(&self, game_id: &str) -> Result<Option<GameRow>>;
+
+    /// The plays of a game in game order (`game_order`, then `sequence`), filtered by the query.
+    async fn plays(&self, game_id: &str, query: &PlaysQuery) -> Result<Vec<PlayRow>>;
+
+    /// The last `n` plays of a game, in game order (the latest last).
+    async fn last_plays(&self, game_id: &str, n: u32) -> Result<Vec<PlayRow>>;
+
+    /// The state of a game.
+    async fn game_state(&self, game_id: &str) -> Result<Option<GameStateRow>>;
+
+    /// Checks that the database answers (for health checks).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Keeps the last row of each key, in the order of first appearance, and counts the dropped duplicates.
+pub(crate) fn dedup_last<'a, T, K: Eq + std::hash::Hash>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> (Vec<&'a T>, u64) {
+    let mut index = std::collections::HashMap::with_capacity(rows.len());
+    let mut out: Vec<&T> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.entry(key(row)) {
+            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = row,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(row);
+            }
+        }
+    }
+    let dropped = (rows.len() - out.len()) as u64;
+    (out, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedup_last;
+
+    #[test]
+    fn dedup_keeps_the_last_version_at_the_first_position() {
+        let rows = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2)];
+        let (out, dropped) = dedup_last(&rows, |r| r.0);
+        assert_eq!(out, vec![&("a", 2), &("b", 2), &("c", 1)]);
+        assert_eq!(dropped, 2);
+    }
+}

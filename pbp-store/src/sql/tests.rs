@@ -1,0 +1,54 @@
+use super::*;
+
+#[test]
+fn placeholders_follow_the_backend() {
+    let pg = select_plays(Placeholder::Dollar, true, true);
+    assert!(pg.ends_with("WHERE game_id = $1 AND sequence > $2 ORDER BY game_order, sequence LIMIT $3"), "{pg}");
+    let lite = select_plays(Placeholder::Question, false, true);
+    assert!(lite.ends_with("WHERE game_id = ?1 ORDER BY game_order, sequence LIMIT ?2"), "{lite}");
+}
+
+#[test]
+fn upsert_binds_every_column_of_every_row_once() {
+    let sql = upsert(&PLAYS, Placeholder::Dollar, 3, "revision");
+    let width = PLAYS.width();
+    assert!(sql.contains(&format!("${}", 3 * width)));
+    assert!(!sql.contains(&format!("${}", 3 * width + 1)));
+    assert!(sql.contains("ON CONFLICT (game_id, play_id) DO UPDATE SET sequence = excluded.sequence"));
+    assert!(sql.contains("revision = plays.revision + 1"));
+    assert!(sql.contains("WHERE excluded.fetched_at >= plays.fetched_at AND (plays.sequence IS DISTINCT FROM"));
+    // Delivery metadata is written but never compared.
+    assert!(!sql.contains("plays.enriched_at IS DISTINCT FROM"));
+    assert!(!sql.contains("plays.change IS DISTINCT FROM"));
+    assert!(sql.ends_with("RETURNING revision"));
+}
+
+#[test]
+fn counters_have_no_version_guard() {
+    let sql = upsert(&GAME_STATE_TEAMS, Placeholder::Question, 2, "game_id AS key");
+    assert!(sql.contains("VALUES (?1, ?2,"));
+    assert!(sql.contains("WHERE (game_state_teams.team_id IS DISTINCT FROM excluded.team_id OR"));
+}
+
+#[test]
+fn chunks_stay_under_both_backends_bind_limits() {
+    for table in [&TEAMS, &GAMES, &PLAYS, &GAME_STATES, &GAME_STATE_TEAMS] {
+        let rows = chunk_rows(table.width());
+        assert!(rows * table.width() <= 32_766, "{}", table.name);
+        assert!(rows >= 500, "{} batches only {rows} rows per statement", table.name);
+    }
+}
+
+#[test]
+fn filters_are_numbered_in_order() {
+    assert_eq!(
+        select_games(Placeholder::Dollar, true, false, true, true),
+        format!(
+            "SELECT {GAME_COLUMNS} FROM games WHERE game_date = $1 AND league = $2 ORDER BY start_time, id LIMIT $3"
+        )
+    );
+    assert_eq!(
+        count_existing(&TEAMS, Placeholder::Question, 2),
+        "SELECT COUNT(*) AS n FROM teams WHERE (league, id) IN (VALUES (?1, ?2), (?3, ?4))"
+    );
+}

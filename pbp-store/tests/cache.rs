@@ -1,0 +1,136 @@
+//! The cache contract, run against the in-process cache and the real Redis, and the read-through repository's
+//! TTL and invalidation behaviour.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{game, seed_teams, state};
+use pbp_store::cache::{Cache, CacheTtls, CachedRepository, EntryKind, MemoryCache};
+use pbp_store::{GameStatus, Repository, SqliteStore};
+
+fn short() -> CacheTtls {
+    CacheTtls {
+        live: Duration::from_millis(300),
+        finished: Duration::from_secs(30),
+        list: Duration::from_millis(300),
+        reference: Duration::from_secs(30),
+    }
+}
+
+async fn entries_expire_per_kind(cache: &dyn Cache) -> anyhow::Result<()> {
+    cache.put("state:1", "row", b"live", EntryKind::Live).await?;
+    cache.put("state:2", "row", b"final", EntryKind::Finished).await?;
+    cache.put("games", "date=x", b"list", EntryKind::List).await?;
+    assert_eq!(cache.get("state:1", "row").await?.as_deref(), Some(&b"live"[..]));
+    assert_eq!(cache.get("state:1", "other").await?, None);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(cache.get("state:1", "row").await?, None, "live entry expired");
+    assert_eq!(cache.get("games", "date=x").await?, None, "list entry expired");
+    assert_eq!(cache.get("state:2", "row").await?.as_deref(), Some(&b"final"[..]), "finished entry lives on");
+    cache.invalidate(&["state:2".to_owned()]).await?;
+    assert_eq!(cache.get("state:2", "row").await?, None);
+    Ok(())
+}
+
+async fn groups_share_an_expiry_and_invalidate_whole(cache: &dyn Cache) -> anyhow::Result<()> {
+    cache.put("plays:1", "a", b"1", EntryKind::Live).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cache.put("plays:1", "b", b"2", EntryKind::Live).await?;
+    assert_eq!(cache.get("plays:1", "a").await?.as_deref(), Some(&b"1"[..]));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(cache.get("plays:1", "b").await?, None, "b expired with its group, 300 ms after a");
+    cache.put("plays:1", "a", b"1", EntryKind::Live).await?;
+    cache.put("plays:1", "b", b"2", EntryKind::Live).await?;
+    cache.put("plays:2", "a", b"3", EntryKind::Live).await?;
+    cache.invalidate(&["plays:1".to_owned(), "nothing".to_owned()]).await?;
+    assert_eq!(cache.get("plays:1", "a").await?, None);
+    assert_eq!(cache.get("plays:1", "b").await?, None);
+    assert_eq!(cache.get("plays:2", "a").await?.as_deref(), Some(&b"3"[..]));
+    cache.invalidate(&[]).await?;
+    Ok(())
+}
+
+/// Reads are served from the cache (a write that bypasses it is not seen), writes through the wrapper
+/// invalidate, live entries expire after their short TTL and finished ones do not.
+async fn read_through_with_ttls_and_invalidation<C: Cache>(
+    cached: CachedRepository<SqliteStore, C>,
+) -> anyhow::Result<()> {
+    let inner = cached.inner();
+    seed_teams(&cached).await?;
+    cached.upsert_games(&[game("live", "2024-03-17", "2", "19"), game("done", "2024-03-17", "19", "2")]).await?;
+    cached.upsert_game_states(&[state("live", GameStatus::In, 10, 1), state("done", GameStatus::Post, 400, 1)]).await?;
+    assert_eq!(cached.game_state("live").await?.map(|s| s.plays_applied), Some(10));
+    assert_eq!(cached.game_state("done").await?.map(|s| s.plays_applied), Some(400));
+    // Bypass the cache: the cached values are served.
+    inner.upsert_game_states(&[state("live", GameStatus::In, 11, 2), state("done", GameStatus::Post, 401, 2)]).await?;
+    assert_eq!(cached.game_state("live").await?.map(|s| s.plays_applied), Some(10), "served from the cache");
+    assert_eq!(cached.game_state("done").await?.map(|s| s.plays_applied), Some(400), "served from the cache");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(cached.game_state("live").await?.map(|s| s.plays_applied), Some(11), "live TTL elapsed");
+    assert_eq!(cached.game_state("done").await?.map(|s| s.plays_applied), Some(400), "finished TTL not elapsed");
+    // A write through the wrapper invalidates at once.
+    cached.upsert_game_states(&[state("done", GameStatus::Post, 402, 3)]).await?;
+    assert_eq!(cached.game_state("done").await?.map(|s| s.plays_applied), Some(402));
+    // Plays of a game: cached per query, invalidated by a new play.
+    cached.upsert_plays(&[common::play("live", 1)]).await?;
+    assert_eq!(cached.last_plays("live", 10).await?.len(), 1);
+    inner.upsert_plays(&[common::play("live", 2)]).await?;
+    assert_eq!(cached.last_plays("live", 10).await?.len(), 1, "served from the cache");
+    cached.upsert_plays(&[common::play("live", 3)]).await?;
+    assert_eq!(cached.last_plays("live", 10).await?.len(), 3);
+    // An unchanged re-delivery does not invalidate.
+    inner.upsert_plays(&[common::play("live", 4)]).await?;
+    cached.upsert_plays(&[common::play("live", 3)]).await?;
+    assert_eq!(cached.last_plays("live", 10).await?.len(), 3, "nothing changed, the cache stays");
+    Ok(())
+}
+
+mod memory {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_expire_per_kind() -> anyhow::Result<()> {
+        super::entries_expire_per_kind(&MemoryCache::new(short())).await
+    }
+
+    #[tokio::test]
+    async fn groups_share_an_expiry_and_invalidate_whole() -> anyhow::Result<()> {
+        super::groups_share_an_expiry_and_invalidate_whole(&MemoryCache::new(short())).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_through_with_ttls_and_invalidation() -> anyhow::Result<()> {
+        let (store, _dir) = common::sqlite_store().await?;
+        super::read_through_with_ttls_and_invalidation(CachedRepository::new(store, MemoryCache::new(short()))).await
+    }
+}
+
+mod redis {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_expire_per_kind() -> anyhow::Result<()> {
+        let Some(cache) = common::redis_cache(short()).await? else { return Ok(()) };
+        super::entries_expire_per_kind(&cache).await
+    }
+
+    #[tokio::test]
+    async fn groups_share_an_expiry_and_invalidate_whole() -> anyhow::Result<()> {
+        let Some(cache) = common::redis_cache(short()).await? else { return Ok(()) };
+        super::groups_share_an_expiry_and_invalidate_whole(&cache).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_through_with_ttls_and_invalidation() -> anyhow::Result<()> {
+        let Some(cache) = common::redis_cache(short()).await? else { return Ok(()) };
+        let (store, _dir) = common::sqlite_store().await?;
+        super::read_through_with_ttls_and_invalidation(CachedRepository::new(store, cache)).await
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_is_a_typed_error() {
+        let err = pbp_store::cache::RedisCache::connect("redis://127.0.0.1:1/", "x:", short(), 1).await;
+        assert!(matches!(err, Err(pbp_store::CacheError::Connect(_))), "{err:?}");
+    }
+}

@@ -1,0 +1,406 @@
+//! One conformance suite, run against every [`Repository`]: the embedded store, PostgreSQL, and both behind
+//! the read-through cache (in process, and Redis). PostgreSQL runs when reachable, and must when `PBP_REQUIRE_SERVICES=1`.
+
+mod common;
+
+use anyhow::{Context, ensure};
+use common::{game, play, state, team};
+use pbp_store::{GameStatus, GamesQuery, PlayChange, PlaysQuery, Repository, StoreError, UpsertOutcome};
+
+fn outcome(inserted: u64, updated: u64, unchanged: u64) -> UpsertOutcome {
+    UpsertOutcome { inserted, updated, unchanged }
+}
+
+/// Teams of two leagues (ids overlap across leagues) and two games.
+async fn seed(repo: &dyn Repository) -> anyhow::Result<()> {
+    repo.upsert_teams(&[team("nba", "2", "BOS"), team("nba", "19", "ORL"), team("nba", "18", "NY")]).await?;
+    repo.upsert_games(&[game("g1", "2024-03-17", "2", "19"), game("g2", "2024-03-18", "18", "2")]).await?;
+    Ok(())
+}
+
+async fn teams_are_idempotent_and_keyed_by_league(repo: &dyn Repository) -> anyhow::Result<()> {
+    let teams = [team("nba", "2", "BOS"), team("nba", "19", "ORL"), team("wnba", "2", "CHI")];
+    assert_eq!(repo.upsert_teams(&teams).await?, outcome(3, 0, 0));
+    assert_eq!(repo.upsert_teams(&teams).await?, outcome(0, 0, 3));
+    let mut renamed = team("nba", "19", "ORL");
+    renamed.display_name = "Orlando Magic".to_owned();
+    renamed.updated_at += 1;
+    assert_eq!(repo.upsert_teams(&[renamed.clone()]).await?, outcome(0, 1, 0));
+    // An older version does not overwrite a newer one.
+    assert_eq!(repo.upsert_teams(&[team("nba", "19", "ORL")]).await?, outcome(0, 0, 1));
+    let nba = repo.teams(Some("nba")).await?;
+    assert_eq!(nba, vec![team("nba", "19", "ORL").clone_with_name(&renamed), team("nba", "2", "BOS")]);
+    assert_eq!(repo.teams(None).await?.len(), 3);
+    assert_eq!(repo.teams(Some("wnba")).await?, vec![team("wnba", "2", "CHI")]);
+    Ok(())
+}
+
+trait CloneWithName {
+    fn clone_with_name(self, other: &pbp_store::TeamRow) -> pbp_store::TeamRow;
+}
+
+impl CloneWithName for pbp_store::TeamRow {
+    fn clone_with_name(mut self, other: &pbp_store::TeamRow) -> pbp_store::TeamRow {
+        self.display_name = other.display_name.clone();
+        self.updated_at = other.updated_at;
+        self
+    }
+}
+
+async fn games_upsert_on_conflict_and_ignore_stale_snapshots(repo: &dyn Repository) -> anyhow::Result<()> {
+    repo.upsert_teams(&[team("nba", "2", "BOS"), team("nba", "19", "ORL")]).await?;
+    let g = game("401585607", "2024-03-17", "19", "2");
+    assert_eq!(repo.upsert_games(std::slice::from_ref(&g)).await?, outcome(1, 0, 0));
+    assert_eq!(repo.upsert_games(std::slice::from_ref(&g)).await?, outcome(0, 0, 1));
+    // Same content fetched later: nothing changes, not even fetched_at.
+    let mut refetched = g.clone();
+    refetched.fetched_at += 10;
+    assert_eq!(repo.upsert_games(&[refetched]).await?, outcome(0, 0, 1));
+    assert_eq!(repo.game("401585607").await?, Some(g.clone()));
+    let mut live = g.clone();
+    live.status = GameStatus::In;
+    live.period = 2;
+    live.home_score = 50;
+    live.away_score = 48;
+    live.fetched_at += 60_000;
+    assert_eq!(repo.upsert_games(&[live.clone()]).await?, outcome(0, 1, 0));
+    // A snapshot older than the stored one is ignored.
+    let mut stale = g.clone();
+    stale.home_score = 3;
+    assert_eq!(repo.upsert_games(&[stale]).await?, outcome(0, 0, 1));
+    assert_eq!(repo.game("401585607").await?, Some(live));
+    assert_eq!(repo.game("nope").await?, None);
+    Ok(())
+}
+
+async fn games_refuse_unknown_teams_and_invalid_rows(repo: &dyn Repository) -> anyhow::Result<()> {
+    repo.upsert_teams(&[team("nba", "2", "BOS"), team("nba", "19", "ORL")]).await?;
+    let err = repo.upsert_games(&[game("g1", "2024-03-17", "2", "19"), game("g2", "2024-03-17", "2", "99")]).await;
+    match err {
+        Err(StoreError::UnknownTeam { game_id, league, team_id }) => {
+            assert_eq!((game_id.as_str(), league.as_str(), team_id.as_str()), ("g2", "nba", "99"));
+        }
+        other => anyhow::bail!("expected UnknownTeam, got {other:?}"),
+    }
+    // A team of another league with the same id does not count.
+    repo.upsert_teams(&[team("wnba", "77", "LVA")]).await?;
+    ensure!(matches!(
+        repo.upsert_games(&[game("g3", "2024-03-17", "2", "77")]).await,
+        Err(StoreError::UnknownTeam { .. })
+    ));
+    let err = repo.upsert_games(&[game("g4", "2024-03-17", "2", "2")]).await;
+    ensure!(matches!(&err, Err(StoreError::Invalid { table: "games", key, .. }) if key == "g4"), "{err:?}");
+    let err = repo.upsert_games(&[game("g5", "17/03/2024", "2", "19")]).await;
+    ensure!(matches!(&err, Err(StoreError::Invalid { table: "games", .. })), "{err:?}");
+    // Nothing of the refused batches landed.
+    ensure!(repo.games(&GamesQuery::default()).await?.is_empty());
+    Ok(())
+}
+
+async fn plays_are_idempotent_and_corrections_update_in_place(repo: &dyn Repository) -> anyhow::Result<()> {
+    seed(repo).await?;
+    let plays: Vec<_> = (0..300).map(|n| play("g1", n)).collect();
+    assert_eq!(repo.upsert_plays(&plays).await?, outcome(300, 0, 0));
+    assert_eq!(repo.plays("g1", &PlaysQuery::default()).await?, plays, "every column round-trips");
+    assert_eq!(repo.upsert_plays(&plays).await?, outcome(0, 0, 300));
+    // Re-delivered with new delivery metadata but the same content: nothing changes.
+    let redelivered: Vec<_> = plays
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p.fetched_at += 1000;
+            p.enriched_at += 1000;
+            p.change = PlayChange::Update;
+            p
+        })
+        .collect();
+    assert_eq!(repo.upsert_plays(&redelivered).await?, outcome(0, 0, 300));
+    assert_eq!(repo.plays("g1", &PlaysQuery::default()).await?, plays);
+    // A correction replaces the row in place and bumps its revision.
+    let mut corrected = play("g1", 10);
+    corrected.text = "Corrected: 3-pointer".to_owned();
+    corrected.score_value = 3;
+    corrected.scoring_play = true;
+    corrected.participants = vec!["1".to_owned(), "2".to_owned()];
+    corrected.coordinate = None;
+    corrected.change = PlayChange::Update;
+    corrected.fetched_at += 5000;
+    assert_eq!(repo.upsert_plays(&[corrected.clone()]).await?, outcome(0, 1, 0));
+    let stored = repo.plays("g1", &PlaysQuery::default()).await?;
+    assert_eq!(stored.len(), 300);
+    let mut expected = corrected.clone();
+    expected.revision = 2;
+    assert_eq!(stored[10], expected);
+    // An older delivery of the play does not undo the correction.
+    assert_eq!(repo.upsert_plays(&[play("g1", 10)]).await?, outcome(0, 0, 1));
+    assert_eq!(repo.plays("g1", &PlaysQuery::default()).await?[10], expected);
+    // Two versions of one key in one batch: the last one wins.
+    let mut v1 = play("g1", 20);
+    v1.text = "first".to_owned();
+    v1.fetched_at += 10_000;
+    let mut v2 = v1.clone();
+    v2.text = "second".to_owned();
+    assert_eq!(repo.upsert_plays(&[v1, v2, play("g1", 300)]).await?, outcome(1, 1, 1));
+    let stored = repo.plays("g1", &PlaysQuery::default()).await?;
+    assert_eq!(stored[20].text, "second");
+    assert_eq!(stored[20].revision, 2);
+    assert_eq!(stored.len(), 301);
+    Ok(())
+}
+
+async fn plays_refuse_unknown_games_and_invalid_rows_atomically(repo: &dyn Repository) -> anyhow::Result<()> {
+    seed(repo).await?;
+    let mut batch: Vec<_> = (0..50).map(|n| play("g1", n)).collect();
+    batch.push(play("ghost", 7));
+    match repo.upsert_plays(&batch).await {
+        Err(StoreError::UnknownGame { table: "plays", key, game_id }) => {
+            assert_eq!(game_id, "ghost");
+            assert_eq!(key, "ghost/ghost10");
+        }
+        other => anyhow::bail!("expected UnknownGame, got {other:?}"),
+    }
+    ensure!(repo.plays("g1", &PlaysQuery::default()).await?.is_empty(), "a refused batch writes nothing");
+    let mut bad = play("g1", 3);
+    bad.score_value = 7;
+    let err = repo.upsert_plays(&[play("g1", 1), bad]).await;
+    ensure!(matches!(&err, Err(StoreError::Invalid { table: "plays", key, .. }) if key == "g1/g16"), "{err:?}");
+    let mut bad = play("g1", 3);
+    bad.score_differential += 1;
+    ensure!(matches!(repo.upsert_plays(&[bad]).await, Err(StoreError::Invalid { .. })));
+    let mut bad = play("g1", 3);
+    bad.period = 0;
+    ensure!(matches!(repo.upsert_plays(&[bad]).await, Err(StoreError::Invalid { .. })));
+    let mut bad = play("g1", 3);
+    bad.clock_seconds = f64::NAN;
+    ensure!(matches!(repo.upsert_plays(&[bad]).await, Err(StoreError::Invalid { .. })));
+    // A rule only the database checks (one sequence per game), late in a large batch: the whole batch rolls
+    // back, including the chunks already written.
+    let mut batch: Vec<_> = (0..2500).map(|n| play("g1", n)).collect();
+    let mut clash = play("g1", 1);
+    clash.play_id = "other-id".to_owned();
+    batch.push(clash);
+    let err = repo.upsert_plays(&batch).await;
+    ensure!(matches!(&err, Err(StoreError::Constraint { table: "plays", .. })), "{err:?}");
+    ensure!(repo.plays("g1", &PlaysQuery::default()).await?.is_empty(), "the batch is one transaction");
+    Ok(())
+}
+
+async fn plays_come_back_in_game_order(repo: &dyn Repository) -> anyhow::Result<()> {
+    seed(repo).await?;
+    // Game order differs from sequence order: a late-logged play (high sequence) sits early in the game.
+    let mut plays: Vec<_> = (0..40)
+        .map(|n| {
+            let mut p = play("g1", n);
+            p.game_order = n * 10;
+            p
+        })
+        .collect();
+    let mut late = play("g1", 500);
+    late.game_order = 55; // between plays 5 and 6
+    plays.push(late);
+    // Same game order: sequence breaks the tie.
+    let mut tie = play("g1", 501);
+    tie.game_order = 100; // same as play 10
+    plays.push(tie);
+    plays.reverse(); // arrival order must not matter
+    repo.upsert_plays(&plays).await?;
+    // And a play of another game does not leak in.
+    repo.upsert_plays(&[play("g2", 1)]).await?;
+    let seqs = |rows: &[pbp_store::PlayRow]| rows.iter().map(|p| p.sequence).collect::<Vec<_>>();
+    let all = repo.plays("g1", &PlaysQuery::default()).await?;
+    let mut expected: Vec<i64> = (0..40).map(|n| n + 3).collect();
+    expected.insert(6, 503);
+    expected.insert(12, 504);
+    assert_eq!(seqs(&all), expected);
+    let limited = repo.plays("g1", &PlaysQuery { since: None, limit: Some(7) }).await?;
+    assert_eq!(seqs(&limited), expected[..7]);
+    // `since` a sequence: what a client that saw up to sequence 30 lacks, in game order (late plays included).
+    let since = repo.plays("g1", &PlaysQuery { since: Some(30), limit: None }).await?;
+    let want: Vec<i64> = expected.iter().copied().filter(|s| *s > 30).collect();
+    assert_eq!(seqs(&since), want);
+    let since_limited = repo.plays("g1", &PlaysQuery { since: Some(30), limit: Some(3) }).await?;
+    assert_eq!(seqs(&since_limited), want[..3]);
+    let last = repo.last_plays("g1", 5).await?;
+    assert_eq!(seqs(&last), expected[expected.len() - 5..]);
+    assert_eq!(repo.last_plays("g1", 0).await?.len(), 0);
+    assert_eq!(repo.last_plays("g1", 1000).await?.len(), 42);
+    ensure!(repo.plays("none", &PlaysQuery::default()).await?.is_empty());
+    Ok(())
+}
+
+async fn thousands_of_plays_in_one_batch(repo: &dyn Repository) -> anyhow::Result<()> {
+    seed(repo).await?;
+    let plays: Vec<_> = ["g1", "g2"].iter().flat_map(|g| (0..3000).map(move |n| play(g, n))).collect();
+    let started = std::time::Instant::now();
+    assert_eq!(repo.upsert_plays(&plays).await?, outcome(6000, 0, 0));
+    let first = started.elapsed();
+    let started = std::time::Instant::now();
+    assert_eq!(repo.upsert_plays(&plays).await?, outcome(0, 0, 6000));
+    eprintln!("6000 plays: insert {first:?}, identical re-delivery {:?}", started.elapsed());
+    let stored = repo.plays("g2", &PlaysQuery::default()).await?;
+    assert_eq!(stored.len(), 3000);
+    assert_eq!(stored, plays[3000..]);
+    Ok(())
+}
+
+async fn game_states_upsert_with_counters(repo: &dyn Repository) -> anyhow::Result<()> {
+    seed(repo).await?;
+    let s1 = state("g1", GameStatus::In, 100, 1_000);
+    assert_eq!(repo.upsert_game_states(&[s1.clone(), state("g2", GameStatus::Pre, 0, 1_000)]).await?, outcome(2, 0, 0));
+    assert_eq!(repo.game_state("g1").await?, Some(s1.clone()));
+    assert_eq!(repo.upsert_game_states(std::slice::from_ref(&s1)).await?, outcome(0, 0, 1));
+    let mut s2 = state("g1", GameStatus::Post, 480, 2_000);
+    s2.home.fouls = 20;
+    s2.away.team_id = Some("19".to_owned());
+    s2.away.timeouts = 7;
+    s2.last_play_id = None;
+    s2.last_play_text = None;
+    assert_eq!(repo.upsert_game_states(&[s2.clone()]).await?, outcome(0, 1, 0));
+    assert_eq!(repo.game_state("g1").await?, Some(s2.clone()));
+    // An older state is ignored, counters included.
+    let mut old = state("g1", GameStatus::In, 200, 1_500);
+    old.home.fouls = 1;
+    old.home.period_fouls = 1;
+    assert_eq!(repo.upsert_game_states(&[old]).await?, outcome(0, 0, 1));
+    assert_eq!(repo.game_state("g1").await?, Some(s2));
+    assert_eq!(repo.game_state("g3").await?, None);
+    let err = repo.upsert_game_states(&[state("g3", GameStatus::In, 1, 1)]).await;
+    ensure!(
+        matches!(&err, Err(StoreError::UnknownGame { table: "game_states", game_id, .. }) if game_id == "g3"),
+        "{err:?}"
+    );
+    let mut bad = state("g1", GameStatus::In, 1, 9_000);
+    bad.home.field_goals_attempted = 1;
+    ensure!(matches!(repo.upsert_game_states(&[bad]).await, Err(StoreError::Invalid { .. })));
+    Ok(())
+}
+
+async fn games_queries(repo: &dyn Repository) -> anyhow::Result<()> {
+    repo.upsert_teams(&[team("nba", "1", "ATL"), team("nba", "2", "BOS"), team("wnba", "1", "ATL")]).await?;
+    let mut games = Vec::new();
+    for i in 0..6 {
+        let mut g = game(&format!("d1-{i}"), "2024-03-17", "1", "2");
+        g.start_time += (6 - i) * 60_000; // start order is the reverse of id order
+        g.status = if i < 2 { GameStatus::Post } else { GameStatus::In };
+        games.push(g);
+    }
+    let mut other_day = game("d2-0", "2024-03-18", "2", "1");
+    other_day.status = GameStatus::Pre;
+    games.push(other_day);
+    let mut wnba = game("w-0", "2024-03-17", "1", "2");
+    wnba.league = "wnba".to_owned();
+    // Only wnba team "1" exists; wnba "2" does not.
+    ensure!(matches!(repo.upsert_games(&[wnba.clone()]).await, Err(StoreError::UnknownTeam { .. })));
+    repo.upsert_teams(&[team("wnba", "2", "CHI")]).await?;
+    games.push(wnba);
+    assert_eq!(repo.upsert_games(&games).await?.inserted, 8);
+    let ids = |rows: Vec<pbp_store::GameRow>| rows.into_iter().map(|g| g.id).collect::<Vec<_>>();
+    let day = GamesQuery { date: Some("2024-03-17".to_owned()), ..Default::default() };
+    assert_eq!(ids(repo.games(&day).await?), ["w-0", "d1-5", "d1-4", "d1-3", "d1-2", "d1-1", "d1-0"]);
+    let nba_day = GamesQuery { league: Some("nba".to_owned()), ..day.clone() };
+    assert_eq!(repo.games(&nba_day).await?.len(), 6);
+    let finals = GamesQuery { status: Some(GameStatus::Post), ..nba_day.clone() };
+    assert_eq!(ids(repo.games(&finals).await?), ["d1-1", "d1-0"]);
+    let live = GamesQuery { status: Some(GameStatus::In), limit: Some(2), ..Default::default() };
+    assert_eq!(ids(repo.games(&live).await?), ["d1-5", "d1-4"]);
+    let pre = GamesQuery { status: Some(GameStatus::Pre), ..Default::default() };
+    assert_eq!(ids(repo.games(&pre).await?), ["d2-0", "w-0"]);
+    assert_eq!(repo.games(&GamesQuery::default()).await?.len(), 8);
+    let none = GamesQuery { date: Some("2030-01-01".to_owned()), ..Default::default() };
+    ensure!(repo.games(&none).await?.is_empty());
+    repo.ping().await.context("ping")?;
+    Ok(())
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let (store, _dir) = crate::common::sqlite_store().await?;
+                    super::$name(&store).await
+                }
+            )*
+        }
+        mod sqlite_memory_cache {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let (store, _dir) = crate::common::sqlite_store().await?;
+                    let cache = pbp_store::cache::MemoryCache::new(Default::default());
+                    super::$name(&pbp_store::cache::CachedRepository::new(store, cache)).await
+                }
+            )*
+        }
+        mod postgres_redis_cache {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let Some((store, _schema)) = crate::common::pg_store().await? else { return Ok(()) };
+                    let Some(cache) = crate::common::redis_cache(Default::default()).await? else { return Ok(()) };
+                    super::$name(&pbp_store::cache::CachedRepository::new(store, cache)).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let Some((store, _schema)) = crate::common::pg_store().await? else { return Ok(()) };
+                    super::$name(&store).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    teams_are_idempotent_and_keyed_by_league,
+    games_upsert_on_conflict_and_ignore_stale_snapshots,
+    games_refuse_unknown_teams_and_invalid_rows,
+    plays_are_idempotent_and_corrections_update_in_place,
+    plays_refuse_unknown_games_and_invalid_rows_atomically,
+    plays_come_back_in_game_order,
+    thousands_of_plays_in_one_batch,
+    game_states_upsert_with_counters,
+    games_queries,
+);
+
+/// Writers running at once (as the serve pipeline's tasks do) all succeed.
+async fn concurrent_writers(repo: std::sync::Arc<dyn Repository>) -> anyhow::Result<()> {
+    seed(&*repo).await?;
+    let tasks: Vec<_> = (0..6)
+        .map(|t| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                for round in 0..5 {
+                    let game_id = if t % 2 == 0 { "g1" } else { "g2" };
+                    let plays: Vec<_> = (0..200).map(|n| play(game_id, t * 10_000 + round * 200 + n)).collect();
+                    repo.upsert_plays(&plays).await?;
+                    let states = [state(game_id, GameStatus::In, t * 100 + round, t * 100 + round)];
+                    repo.upsert_game_states(&states).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    assert_eq!(repo.plays("g1", &PlaysQuery::default()).await?.len(), 3000);
+    assert_eq!(repo.plays("g2", &PlaysQuery::default()).await?.len(), 3000);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writers() -> anyhow::Result<()> {
+    let (store, _dir) = common::sqlite_store().await?;
+    concurrent_writers(std::sync::Arc::new(store)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_writers() -> anyhow::Result<()> {
+    let Some((store, _schema)) = common::pg_store().await? else { return Ok(()) };
+    concurrent_writers(std::sync::Arc::new(store)).await
+}
