@@ -17,6 +17,9 @@ use crate::sink::{Sink, SinkRejection};
 use crate::source::{Polled, Source};
 use crate::transport::Rebalance;
 
+/// How often a pipeline waiting on its sink keeps its source alive.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Counts of what a pipeline did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PipelineStats {
@@ -30,6 +33,8 @@ pub struct PipelineStats {
     pub dead_lettered: u64,
     /// Checkpoints that committed offsets.
     pub commits: u64,
+    /// Partition assignments received (the first one included).
+    pub assignments: u64,
 }
 
 /// A runnable pipeline: source, operator chain, sink and optional dead-letter queue.
@@ -228,6 +233,9 @@ where
                     })
                 });
             }
+            if matches!(change, Rebalance::Assigned(_)) {
+                self.stats.assignments += 1;
+            }
             tracing::info!(pipeline = %self.name, ?change, "Partitions changed.");
             self.op.on_rebalance(&self.cx, &change).await?;
         }
@@ -254,7 +262,7 @@ where
         self.polled = polled;
         let mut rejected = self.op.after_batch().await?;
         let emitted = self.outputs.len() as u64;
-        rejected.extend(self.sink.write(&mut self.outputs).await?);
+        rejected.extend(self.write_to_sink().await?);
         self.stats.emitted += emitted;
         self.dead_letter_sink_rejections(rejected)?;
         if let Some(dlq) = &mut self.dlq {
@@ -263,6 +271,19 @@ where
         self.since_commit += self.raw.len();
         self.report(started.elapsed());
         Ok(())
+    }
+
+    /// Writes the outputs to the sink. While a slow sink keeps the pipeline from polling, the source is kept
+    /// alive (on Kafka: partitions paused, group membership kept) once a second.
+    async fn write_to_sink(&mut self) -> Result<Vec<SinkRejection>, Error> {
+        let write = self.sink.write(&mut self.outputs);
+        tokio::pin!(write);
+        loop {
+            tokio::select! {
+                rejected = &mut write => return rejected,
+                () = tokio::time::sleep(KEEP_ALIVE_INTERVAL) => self.source.keep_alive().await?,
+            }
+        }
     }
 
     #[inline]
@@ -345,7 +366,7 @@ where
         }
         let mut rejected = self.op.after_batch().await?;
         let emitted = self.outputs.len() as u64;
-        rejected.extend(self.sink.write(&mut self.outputs).await?);
+        rejected.extend(self.write_to_sink().await?);
         self.stats.emitted += emitted;
         self.dead_letter_sink_rejections(rejected)?;
         if let Some(dlq) = &mut self.dlq {

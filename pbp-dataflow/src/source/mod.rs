@@ -67,6 +67,11 @@ pub trait Source: Send {
     /// The next pending change of the partitions this source reads.
     fn next_rebalance(&mut self) -> Option<Rebalance>;
 
+    /// Called while the pipeline waits on a slow sink; see [`Consumer::keep_alive`](crate::transport::Consumer::keep_alive).
+    async fn keep_alive(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// True when a poll would return nothing now because everything available was read (a consumer group
     /// still joining is not caught up). Used by [`Pipeline::run_until_idle`](crate::Pipeline::run_until_idle).
     async fn caught_up(&mut self) -> Result<bool, Error> {

@@ -99,6 +99,10 @@ impl<K: Send + 'static, V: Send + 'static> Source for TopicSource<K, V> {
         self.consumer.as_mut().and_then(|c| c.next_rebalance())
     }
 
+    async fn keep_alive(&mut self) -> Result<(), Error> {
+        Ok(self.consumer()?.keep_alive().await?)
+    }
+
     async fn caught_up(&mut self) -> Result<bool, Error> {
         Ok(self.consumer()?.caught_up().await?)
     }

@@ -158,6 +158,14 @@ pub trait Consumer: Send {
         self.position(partition).is_some_and(|p| p >= end)
     }
 
+    /// Called while the pipeline waits on a slow sink instead of polling: stop fetching (pause the owned
+    /// partitions) and keep the consumer alive in its group. Records that arrive meanwhile are kept and
+    /// returned by the next [`poll`](Self::poll), which resumes fetching. The default does nothing, which is
+    /// right for a consumer that fetches only when polled.
+    async fn keep_alive(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
     /// True when the consumer owns partitions and has read each of them to its current end, so that a
     /// poll would return nothing now. Used to run a pipeline until it is idle.
     async fn caught_up(&mut self) -> Result<bool, TransportError>;

@@ -73,3 +73,5 @@ scenarios!(embedded => Some(crate::common::embedded()));
 scenarios!(kafka => crate::common::kafka());
 
 mod backpressure;
+#[cfg(feature = "kafka")]
+mod kafka_only;

@@ -149,17 +149,39 @@ fn to_record(topics: &mut HashMap<String, Arc<str>>, m: &BorrowedMessage<'_>) ->
     }
 }
 
+/// What a consumer knows of its partitions from the messages and end-of-partition events it received.
+#[derive(Default)]
+pub(super) struct Progress {
+    topics: HashMap<String, Arc<str>>,
+    /// Next offset to read, per partition a record was received from.
+    positions: HashMap<TopicPartition, u64>,
+    /// Partition numbers whose end-of-partition event came after their last record. librdkafka names only
+    /// the partition number, so with several topics this is per number.
+    at_end: HashSet<u32>,
+}
+
+impl Progress {
+    /// Copies a received message and records the progress it means.
+    fn accept(&mut self, m: &BorrowedMessage<'_>) -> ConsumedRecord {
+        let r = to_record(&mut self.topics, m);
+        self.at_end.remove(&r.origin.partition);
+        let pos = self.positions.entry(TopicPartition::new(r.origin.topic.clone(), r.origin.partition)).or_default();
+        *pos = (*pos).max(r.origin.offset + 1);
+        r
+    }
+}
+
 /// A consumer-group member.
 pub(super) struct GroupConsumer {
     pub(super) consumer: StreamConsumer<GroupContext>,
     /// For high-watermark requests, which block: run off the async threads.
     pub(super) metadata: Arc<BaseConsumer>,
     pub(super) request_timeout: Duration,
-    pub(super) topics: HashMap<String, Arc<str>>,
-    pub(super) positions: HashMap<TopicPartition, u64>,
-    /// Partition numbers whose end-of-partition event came after their last record. librdkafka names only
-    /// the partition number, so with several topics this is per number.
-    pub(super) at_end: HashSet<u32>,
+    pub(super) progress: Progress,
+    /// Partitions paused by `keep_alive`, resumed by the next poll.
+    pub(super) paused: Option<TopicPartitionList>,
+    /// Records received while paused (already fetched before the pause took effect).
+    pub(super) stash: VecDeque<ConsumedRecord>,
 }
 
 impl GroupConsumer {
@@ -176,9 +198,26 @@ impl Consumer for GroupConsumer {
         timeout: Duration,
         out: &mut Vec<ConsumedRecord>,
     ) -> Result<(), TransportError> {
+        if let Some(tpl) = self.paused.take() {
+            // Partitions revoked while paused are no longer ours to resume.
+            let owned = self.assignment();
+            let mut resume = TopicPartitionList::new();
+            for e in tpl.elements() {
+                if owned.iter().any(|tp| *tp.topic == *e.topic() && tp.partition == e.partition() as u32) {
+                    resume.add_partition(e.topic(), e.partition());
+                }
+            }
+            self.consumer.resume(&resume).map_err(|e| TransportError::client("resuming partitions", e))?;
+        }
+        let mut taken = 0;
+        while taken < max
+            && let Some(r) = self.stash.pop_front()
+        {
+            out.push(r);
+            taken += 1;
+        }
         let deadline = Instant::now() + timeout;
         let events_before = self.context().events.lock().len();
-        let mut taken = 0;
         while taken < max {
             // A rebalance during this poll: return what we have so the pipeline handles it first.
             if self.context().events.lock().len() > events_before {
@@ -194,15 +233,11 @@ impl Consumer for GroupConsumer {
             };
             match next {
                 Ok(m) => {
-                    let r = to_record(&mut self.topics, &m);
-                    self.at_end.remove(&r.origin.partition);
-                    self.positions
-                        .insert(TopicPartition::new(r.origin.topic.clone(), r.origin.partition), r.origin.offset + 1);
-                    out.push(r);
+                    out.push(self.progress.accept(&m));
                     taken += 1;
                 }
                 Err(KafkaError::PartitionEOF(p)) => {
-                    self.at_end.insert(p as u32);
+                    self.progress.at_end.insert(p as u32);
                 }
                 Err(error) => {
                     // Errors here are mostly transient (a broker moved, a topic is being created); librdkafka
@@ -237,12 +272,39 @@ impl Consumer for GroupConsumer {
         self.context().assignment.lock().clone()
     }
 
+    async fn keep_alive(&mut self) -> Result<(), TransportError> {
+        if self.paused.is_none() {
+            let mut tpl = TopicPartitionList::new();
+            for tp in self.assignment() {
+                tpl.add_partition(&tp.topic, tp.partition as i32);
+            }
+            self.consumer.pause(&tpl).map_err(|e| TransportError::client("pausing partitions", e))?;
+            tracing::debug!(partitions = tpl.count(), "Paused fetching while the pipeline waits on its sink.");
+            self.paused = Some(tpl);
+        }
+        // Polling serves the group protocol (and max.poll.interval.ms); fetching is paused, so only records
+        // fetched before the pause can arrive: keep them for the next poll.
+        while let Some(next) = self.consumer.recv().now_or_never() {
+            match next {
+                Ok(m) => self.stash.push_back(self.progress.accept(&m)),
+                Err(KafkaError::PartitionEOF(p)) => {
+                    self.progress.at_end.insert(p as u32);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Consumer error while paused.");
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn next_rebalance(&mut self) -> Option<Rebalance> {
         self.context().events.lock().pop_front()
     }
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.positions.get(partition).copied().or_else(|| self.context().start.lock().get(partition).copied())
+        self.progress.positions.get(partition).copied().or_else(|| self.context().start.lock().get(partition).copied())
     }
 
     /// Every assigned partition had its end-of-partition event after its last record, and the position is
@@ -250,7 +312,7 @@ impl Consumer for GroupConsumer {
     /// always means unread records, which an end-of-partition event from before they arrived would miss.
     async fn caught_up(&mut self) -> Result<bool, TransportError> {
         let assignment = self.assignment();
-        if assignment.is_empty() || !assignment.iter().all(|tp| self.at_end.contains(&tp.partition)) {
+        if assignment.is_empty() || !assignment.iter().all(|tp| self.progress.at_end.contains(&tp.partition)) {
             return Ok(false);
         }
         for tp in assignment {
@@ -289,11 +351,20 @@ impl Drop for GroupConsumer {
 /// partition from librdkafka's end-of-partition events, so gaps left by compaction do not stall it.
 pub(super) struct Reader {
     pub(super) consumer: StreamConsumer<ReaderContext>,
-    pub(super) topics: HashMap<String, Arc<str>>,
-    pub(super) positions: HashMap<TopicPartition, u64>,
+    /// Starts with each assigned partition at its log start offset.
+    pub(super) progress: Progress,
     pub(super) pending: VecDeque<Rebalance>,
-    /// Partitions whose end-of-partition event came after their last record (a reader reads one topic).
-    pub(super) at_end: HashSet<u32>,
+}
+
+impl Reader {
+    pub(super) fn new(consumer: StreamConsumer<ReaderContext>, starts: HashMap<TopicPartition, u64>) -> Self {
+        let assigned = starts.keys().cloned().collect();
+        Self {
+            consumer,
+            progress: Progress { positions: starts, ..Progress::default() },
+            pending: VecDeque::from([Rebalance::Assigned(assigned)]),
+        }
+    }
 }
 
 #[async_trait]
@@ -317,24 +388,19 @@ impl Consumer for Reader {
             };
             match next {
                 Ok(m) => {
-                    let r = to_record(&mut self.topics, &m);
-                    let pos = self
-                        .positions
-                        .entry(TopicPartition::new(r.origin.topic.clone(), r.origin.partition))
-                        .or_default();
-                    *pos = (*pos).max(r.origin.offset + 1);
-                    out.push(r);
+                    out.push(self.progress.accept(&m));
                     taken += 1;
                 }
                 Err(KafkaError::PartitionEOF(p)) => {
-                    self.at_end.insert(p as u32);
+                    self.progress.at_end.insert(p as u32);
                     // At the end of the partition as the last fetch saw it, the fetch position is that end:
                     // everything below it has been read, gaps left by compaction included.
                     if let Ok(tpl) = self.consumer.position() {
                         for e in tpl.elements() {
                             if e.partition() == p
                                 && let Offset::Offset(o) = e.offset()
-                                && let Some(pos) = self.positions.get_mut(&TopicPartition::new(e.topic(), p as u32))
+                                && let Some(pos) =
+                                    self.progress.positions.get_mut(&TopicPartition::new(e.topic(), p as u32))
                             {
                                 *pos = (*pos).max(o.max(0) as u64);
                             }
@@ -355,7 +421,7 @@ impl Consumer for Reader {
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
-        self.positions.keys().cloned().collect()
+        self.progress.positions.keys().cloned().collect()
     }
 
     fn next_rebalance(&mut self) -> Option<Rebalance> {
@@ -363,7 +429,7 @@ impl Consumer for Reader {
     }
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.positions.get(partition).copied()
+        self.progress.positions.get(partition).copied()
     }
 
     /// The high watermark can read low on some brokers (tansu reports the base offset of the last batch
@@ -371,11 +437,11 @@ impl Consumer for Reader {
     /// after its last record. librdkafka raises it only once every batch below the fetch response's high
     /// watermark was delivered, which includes the whole last batch.
     fn reached(&self, partition: &TopicPartition, end: u64) -> bool {
-        self.at_end.contains(&partition.partition) && self.position(partition).is_some_and(|p| p >= end)
+        self.progress.at_end.contains(&partition.partition) && self.position(partition).is_some_and(|p| p >= end)
     }
 
     async fn caught_up(&mut self) -> Result<bool, TransportError> {
-        Ok(self.positions.keys().all(|tp| self.at_end.contains(&tp.partition)))
+        Ok(self.progress.positions.keys().all(|tp| self.progress.at_end.contains(&tp.partition)))
     }
 
     async fn lag(&mut self) -> Result<Vec<(TopicPartition, u64)>, TransportError> {

@@ -29,7 +29,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Consumer, ConsumerOptions, Producer, Rebalance, TopicSpec, Transport, TransportError};
+use super::{Consumer, ConsumerOptions, Producer, TopicSpec, Transport, TransportError};
 use crate::record::TopicPartition;
 use consumer::{GroupConsumer, GroupContext, Reader, ReaderContext};
 use producer::{DeliveryContext, HandleState, KafkaProducer, SharedProducer};
@@ -223,9 +223,9 @@ impl Transport for KafkaTransport {
             consumer,
             metadata: self.metadata.clone(),
             request_timeout: self.config.request_timeout,
-            topics: HashMap::new(),
-            positions: HashMap::new(),
-            at_end: Default::default(),
+            progress: Default::default(),
+            paused: None,
+            stash: VecDeque::new(),
         }))
     }
 
@@ -256,14 +256,7 @@ impl Transport for KafkaTransport {
             positions.insert(TopicPartition::new(topic, p), low.max(0) as u64);
         }
         consumer.assign(&tpl).map_err(client_error(format!("assigning {topic}")))?;
-        let assigned = positions.keys().cloned().collect();
-        Ok(Box::new(Reader {
-            consumer,
-            topics: HashMap::new(),
-            positions,
-            pending: VecDeque::from([Rebalance::Assigned(assigned)]),
-            at_end: Default::default(),
-        }))
+        Ok(Box::new(Reader::new(consumer, positions)))
     }
 
     /// The high watermark of each partition, asked of the partition leader.
