@@ -55,4 +55,4 @@ pub use metrics::DataflowMetrics;
 pub use outcome::{Outcome, Rejection};
 pub use pipeline::{Dataflow, Pipeline, PipelineConfig, Shutdown};
 pub use record::{ConsumedRecord, Headers, Origin, RawRecord, Record, Timestamp, TopicPartition};
-pub use transport::{EmbeddedTransport, Transport, TransportError};
+pub use transport::{EmbeddedTransport, Transport, TransportConfig, TransportError};

@@ -203,3 +203,22 @@ impl<K, V> TestOutput<K, V> {
         Ok(self.read()?.into_iter().map(|r| (r.key, r.value)).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{BigEndian, Utf8};
+
+    #[tokio::test]
+    async fn output_reads_only_what_is_new() {
+        let d = TestDriver::new();
+        d.create_topic("t", 2).unwrap();
+        let input = d.input("t", Utf8, BigEndian);
+        let output = d.output::<String, u64>("t", Utf8, BigEndian);
+        input.pipe(&"a".to_owned(), &1u64).await.unwrap();
+        assert_eq!(output.read_key_values().unwrap(), vec![("a".to_owned(), 1)]);
+        assert!(output.read_key_values().unwrap().is_empty());
+        input.pipe(&"b".to_owned(), &2u64).await.unwrap();
+        assert_eq!(output.read_key_values().unwrap(), vec![("b".to_owned(), 2)]);
+    }
+}

@@ -92,6 +92,13 @@ impl DeadLetterQueue {
         self.limit.record(false);
     }
 
+    /// Counts `n` records that were not rejected.
+    pub(crate) fn record_ok_n(&mut self, n: u64) {
+        for _ in 0..n {
+            self.limit.record(false);
+        }
+    }
+
     /// Queues the dead-letter copy of a rejected record and checks the limit.
     pub(crate) fn reject(&mut self, raw: Option<&ConsumedRecord>, rejection: &Rejection) -> Result<(), Error> {
         self.pending.push(OutgoingRecord { partition: None, record: dead_letter(&self.pipeline, raw, rejection) });
@@ -101,6 +108,10 @@ impl DeadLetterQueue {
         }
         self.limit.record(true);
         self.limit.check().map_err(Error::DlqLimitExceeded)
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Hands queued dead letters to the transport.
@@ -170,6 +181,18 @@ mod tests {
         assert_eq!(dl.value.as_deref(), Some(&b"{bad"[..]));
         assert_eq!(dl.timestamp, 42);
         let h = &dl.headers;
+        // The names other Kafka tools look for (KIP-1034), spelled out once.
+        let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
+        for name in [
+            "__streams.errors.exception",
+            "__streams.errors.message",
+            "__streams.errors.topic",
+            "__streams.errors.partition",
+            "__streams.errors.offset",
+            "__streams.errors.stage",
+        ] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
         assert_eq!(h.get_str("trace"), Some("t1"));
         assert_eq!(h.get_str(EXCEPTION), Some("CodecError"));
         assert_eq!(h.get_str(MESSAGE), Some("json: EOF"));

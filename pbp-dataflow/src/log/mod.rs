@@ -444,7 +444,7 @@ pub(crate) fn read_partition(
         });
         position = offset + 1;
     }
-    if idx + max >= s.records.len() {
+    if idx.saturating_add(max) >= s.records.len() {
         position = s.next_offset;
     }
     Ok(position)

@@ -54,6 +54,9 @@ pub struct Pipeline<S: Source, O: Operator<S::Key, S::Value>, Sk> {
     dlq: Option<DeadLetterQueue>,
     opened: bool,
     exhausted: bool,
+    /// Set by any error: in-memory progress (offsets, buffered output) can no longer be trusted, so the
+    /// pipeline refuses to run or commit again and must be rebuilt (it then resumes from the last commit).
+    failed: bool,
     offsets: OffsetTracker,
     stats: PipelineStats,
     since_commit: usize,
@@ -84,6 +87,7 @@ where
             dlq: None,
             opened: false,
             exhausted: false,
+            failed: false,
             offsets: OffsetTracker::default(),
             stats: PipelineStats::default(),
             since_commit: 0,
@@ -120,9 +124,26 @@ where
     /// Opens source, operators, sink and dead-letter queue (joins the group, bootstraps tables, restores
     /// state). Called by the run methods; call it directly to open without processing.
     pub async fn open(&mut self) -> Result<(), Error> {
+        self.check_not_failed()?;
         if self.opened {
             return Ok(());
         }
+        let opened = self.open_all().await;
+        self.failed |= opened.is_err();
+        opened
+    }
+
+    fn check_not_failed(&self) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::Config(format!(
+                "pipeline {} failed earlier; build it again to resume from its last commit",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn open_all(&mut self) -> Result<(), Error> {
         self.source.open(&self.cx).await?;
         self.op.open(&self.cx).await?;
         self.sink.open(&self.cx).await?;
@@ -140,6 +161,17 @@ where
     /// Runs until `shutdown` completes (or a channel source is exhausted), then finishes the batch in
     /// flight, checkpoints and returns. Errors stop the pipeline without committing the failed batch.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<PipelineStats, Error> {
+        let result = self.run_inner(shutdown).await;
+        if let Err(error) = &result {
+            tracing::error!(pipeline = %self.name, %error, "Pipeline failed; nothing after its last commit was committed.");
+        }
+        result
+    }
+
+    async fn run_inner(
+        &mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<PipelineStats, Error> {
         self.open().await?;
         tokio::pin!(shutdown);
         loop {
@@ -160,13 +192,20 @@ where
         }
         self.checkpoint().await?;
         tracing::info!(pipeline = %self.name, stats = ?self.stats, "Pipeline stopped.");
-        Ok(self.stats)
+        Ok(self.stats.clone())
     }
 
     /// Processes everything available, checkpoints and returns: for tests, benchmarks and batch jobs.
     /// "Available" is decided by the source ([`Source::caught_up`]): on Kafka this waits for the group to
     /// be joined and every assigned partition to be read to its end.
     pub async fn run_until_idle(&mut self) -> Result<PipelineStats, Error> {
+        self.check_not_failed()?;
+        let result = self.run_until_idle_inner().await;
+        self.failed |= result.is_err();
+        result
+    }
+
+    async fn run_until_idle_inner(&mut self) -> Result<PipelineStats, Error> {
         self.open().await?;
         loop {
             self.handle_rebalances().await?;
@@ -260,16 +299,39 @@ where
             self.raw.push(raw);
         }
         self.polled = polled;
+        self.finish_batch().await?;
+        self.since_commit += self.raw.len();
+        self.report(started.elapsed());
+        Ok(())
+    }
+
+    /// Hands the batch's side output and outputs over, dead-letters what the sinks refused, and counts each
+    /// emitted record for the dead-letter limit once its final outcome is known.
+    async fn finish_batch(&mut self) -> Result<(), Error> {
+        // Dead letters first, acknowledged, then side output: a changelog record must never outlive, in a
+        // crash, the dead letter of an earlier record it makes the replay rule skip.
+        if let Some(dlq) = &mut self.dlq
+            && dlq.has_pending()
+        {
+            dlq.flush().await?;
+        }
         let mut rejected = self.op.after_batch().await?;
         let emitted = self.outputs.len() as u64;
-        rejected.extend(self.write_to_sink().await?);
-        self.stats.emitted += emitted;
+        let refused_by_sink = {
+            let r = self.write_to_sink().await?;
+            let n = r.len() as u64;
+            rejected.extend(r);
+            n
+        };
+        let written = emitted.saturating_sub(refused_by_sink);
+        self.stats.emitted += written;
+        if let Some(d) = &mut self.dlq {
+            d.record_ok_n(written);
+        }
         self.dead_letter_sink_rejections(rejected)?;
         if let Some(dlq) = &mut self.dlq {
             dlq.send_pending().await?;
         }
-        self.since_commit += self.raw.len();
-        self.report(started.elapsed());
         Ok(())
     }
 
@@ -293,12 +355,8 @@ where
         raw: Option<&ConsumedRecord>,
     ) -> Result<(), Error> {
         match outcome {
-            Outcome::Emit(r) => {
-                self.outputs.push(r);
-                if let Some(d) = &mut self.dlq {
-                    d.record_ok();
-                }
-            }
+            // Counted for the dead-letter limit once the sink has taken or refused it (finish_batch).
+            Outcome::Emit(r) => self.outputs.push(r),
             Outcome::Drop => {
                 self.stats.dropped += 1;
                 if let Some(d) = &mut self.dlq {
@@ -364,14 +422,7 @@ where
         for outcome in outcomes {
             self.settle(outcome, None)?;
         }
-        let mut rejected = self.op.after_batch().await?;
-        let emitted = self.outputs.len() as u64;
-        rejected.extend(self.write_to_sink().await?);
-        self.stats.emitted += emitted;
-        self.dead_letter_sink_rejections(rejected)?;
-        if let Some(dlq) = &mut self.dlq {
-            dlq.send_pending().await?;
-        }
+        self.finish_batch().await?;
         self.since_commit += 1;
         Ok(())
     }
@@ -379,6 +430,13 @@ where
     /// Flushes side output, the sink and the dead-letter queue, then commits the offsets of every record
     /// processed so far.
     pub async fn checkpoint(&mut self) -> Result<(), Error> {
+        self.check_not_failed()?;
+        let result = self.checkpoint_inner().await;
+        self.failed |= result.is_err();
+        result
+    }
+
+    async fn checkpoint_inner(&mut self) -> Result<(), Error> {
         self.op.flush().await?;
         self.sink.flush().await?;
         if let Some(dlq) = &mut self.dlq {

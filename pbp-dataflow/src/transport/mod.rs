@@ -14,6 +14,7 @@
 //! only a successful [`Producer::flush`] means every accepted record is acknowledged, and a pipeline
 //! commits source offsets only after that.
 
+mod config;
 mod embedded;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -25,6 +26,7 @@ use async_trait::async_trait;
 
 use crate::record::{ConsumedRecord, RawRecord, TopicPartition};
 
+pub use config::TransportConfig;
 pub use embedded::EmbeddedTransport;
 
 /// A boxed error from a transport implementation.

@@ -59,6 +59,12 @@ macro_rules! scenarios {
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sink_rejections_are_dead_lettered_and_count_toward_the_limit() {
+                if let Some(env) = $env {
+                    s::sink_rejections_are_dead_lettered_and_count_toward_the_limit(env).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn ticks_reach_operators_with_timers() {
                 if let Some(env) = $env {
                     s::ticks_reach_operators_with_timers(env).await;

@@ -15,7 +15,7 @@ use pbp_dataflow::operator::join::GlobalTable;
 use pbp_dataflow::pipeline::PipelineConfig;
 use pbp_dataflow::sink::TopicSink;
 use pbp_dataflow::source::TopicSource;
-use pbp_dataflow::{DeadLetterQueue, Error, Outcome, RawRecord, Record, Shutdown, Timestamp};
+use pbp_dataflow::{Codec, DeadLetterQueue, Error, Outcome, RawRecord, Record, Shutdown, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{CrashingSink, Env};
@@ -59,6 +59,9 @@ pub async fn crash_before_commit_redelivers_and_loses_nothing(env: Env) {
     };
     let mut crashing = build(true);
     assert!(matches!(crashing.run_until_idle().await, Err(Error::Sink { .. })));
+    // A failed pipeline cannot be talked into committing what it did not finish.
+    assert!(crashing.checkpoint().await.is_err());
+    assert!(crashing.run_until_idle().await.is_err());
     drop(crashing);
     let written_before: Vec<u64> =
         env.read_decoded(&out, &Utf8, &BigEndian).await.into_iter().map(|(_, v): (String, u64)| v).collect();
@@ -400,4 +403,55 @@ pub async fn ticks_reach_operators_with_timers(env: Env) {
     }
     shutdown.trigger();
     running.await.unwrap().unwrap();
+}
+
+/// Encodes even numbers only: the sink refuses odd ones.
+struct EvenOnly;
+
+impl pbp_dataflow::Codec<u64> for EvenOnly {
+    fn encode(&self, v: &u64) -> Result<Option<Bytes>, pbp_dataflow::CodecError> {
+        if v % 2 == 1 {
+            return Err(pbp_dataflow::CodecError::encode("even-only", format!("{v} is odd")));
+        }
+        BigEndian.encode(v)
+    }
+    fn decode(&self, b: Option<&Bytes>) -> Result<u64, pbp_dataflow::CodecError> {
+        BigEndian.decode(b)
+    }
+}
+
+pub async fn sink_rejections_are_dead_lettered_and_count_toward_the_limit(env: Env) {
+    let (input, out, dlq_topic, group) = (env.name("in"), env.name("out"), env.name("dlq"), env.name("g"));
+    env.create(&input, 1).await;
+    env.create(&out, 1).await;
+    env.produce(&input, &keyed(0..20, 3), &Utf8, &BigEndian).await;
+    let limit = DlqLimit { max_invalid_ratio: Some(0.6), max_consecutive: None, window: 100, min_records: 10 };
+    let mut p = env
+        .dataflow("even")
+        .source(TopicSource::<String, u64>::new(&input, &group, Utf8, BigEndian))
+        .to(TopicSink::new(&out, Utf8, EvenOnly))
+        .with_dlq(DeadLetterQueue::new(&dlq_topic).with_limit(limit.clone()));
+    let stats = p.run_until_idle().await.unwrap();
+    assert_eq!((stats.emitted, stats.dead_lettered), (10, 10), "half written, half refused by the sink");
+    drop(p);
+    let dead = env.read_all(&dlq_topic).await;
+    assert_eq!(dead.len(), 10);
+    for d in &dead {
+        let v = BigEndian.decode(d.record.value.as_ref()).map(|v: u64| v % 2).unwrap();
+        assert_eq!(v, 1, "the original bytes of an odd record");
+        assert_eq!(d.record.headers.get_str(dlq::STAGE), Some("sink"));
+        assert!(d.record.headers.get_str(dlq::MESSAGE).unwrap().contains("is odd"));
+    }
+
+    // A sink that refuses everything trips the ratio: each record counts once, as refused.
+    let (input2, group2) = (env.name("in"), env.name("g"));
+    env.create(&input2, 1).await;
+    let odd: Vec<(String, u64)> = (0..20).map(|i| (format!("k{i}"), 2 * i + 1)).collect();
+    env.produce(&input2, &odd, &Utf8, &BigEndian).await;
+    let mut p = env
+        .dataflow("odd")
+        .source(TopicSource::<String, u64>::new(&input2, &group2, Utf8, BigEndian))
+        .to(TopicSink::new(&out, Utf8, EvenOnly))
+        .with_dlq(DeadLetterQueue::new(&dlq_topic).with_limit(limit));
+    assert!(matches!(p.run_until_idle().await, Err(Error::DlqLimitExceeded(_))));
 }

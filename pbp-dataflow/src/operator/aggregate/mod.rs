@@ -19,11 +19,16 @@
 //! This is Quix Streams' idea (source offsets in changelog records, since 2.5) applied per key, which stays
 //! exact even after the changelog is compacted.
 //!
+//! Because a rejected record is skipped on replay once a later record of its key was applied, a pipeline
+//! hands a batch's dead letters over (and waits for their acknowledgement) before the batch's changelog
+//! records: a crash can then never keep a later update while losing an earlier dead letter.
+//!
 //! A source must feed an aggregate from a single topic (offsets of different topics are not comparable).
 //! Records without an origin (from a channel or a timer) are always applied.
 //!
 //! Changelog value layout (internal to pbp-dataflow): `0x01, partition (u32 BE), offset (u64 BE), state` or
-//! `0x00, state` when the last update had no origin. A null value is a tombstone and deletes the key.
+//! `0x00, state` when the last update had no origin. A null value is a tombstone and deletes the key (the
+//! aggregate never writes one: a state codec that encodes a state as null stops the pipeline).
 
 mod store;
 
@@ -31,12 +36,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hashbrown::HashMap;
+use hashbrown::hash_map::RawEntryMut;
 
 pub use store::{StateStore, StoredState, changelog_value};
 
 use super::{OpenContext, Operator};
 use crate::error::Error;
-use crate::outcome::{Outcome, Rejection};
+use crate::outcome::{Failure, Outcome, Rejection};
 use crate::partitioner::partition_for_key;
 use crate::record::{RawRecord, Record};
 use crate::transport::{OutgoingRecord, Producer, Rebalance};
@@ -81,10 +87,13 @@ where
         key: &K,
         state: &StoredState<S>,
         timestamp: crate::record::Timestamp,
-    ) -> Result<OutgoingRecord, Rejection> {
-        let key_bytes = store.key_codec().encode(key).map_err(|e| Rejection::from_error(&e))?;
-        let value =
-            changelog_value(store.state_codec(), &state.state, state.applied).map_err(|e| Rejection::from_error(&e))?;
+    ) -> Result<OutgoingRecord, Failure> {
+        let key_bytes = store.key_codec().encode(key).map_err(Failure::new)?;
+        let value = changelog_value(store.state_codec(), &state.state, state.applied).map_err(Failure::new)?;
+        if value.is_none() {
+            // A tombstone would delete the key's stored source offset and with it the replay protection.
+            return Err(Failure::new(format!("the state codec of store {} encoded a state as null", store.name())));
+        }
         let partition = match (state.applied, &key_bytes) {
             (Some((p, _)), _) => p,
             (None, Some(k)) => partition_for_key(k, partitions),
@@ -109,11 +118,9 @@ where
     #[inline]
     fn process(&mut self, record: Record<K, V>) -> Outcome<Record<K, S>> {
         let source = record.origin.as_ref().map(|o| (o.partition, o.offset));
-        if !self.states.contains_key(&record.key) {
-            self.states.insert(record.key.clone(), StoredState::default());
-        }
-        let Some(entry) = self.states.get_mut(&record.key) else {
-            return Outcome::Drop; // unreachable: inserted above
+        let (entry, inserted) = match self.states.raw_entry_mut().from_key(&record.key) {
+            RawEntryMut::Occupied(o) => (o.into_mut(), false),
+            RawEntryMut::Vacant(v) => (v.insert(record.key.clone(), StoredState::default()).1, true),
         };
         let already_applied = matches!(
             (source, entry.applied),
@@ -121,15 +128,18 @@ where
         );
         if !already_applied {
             if let Err(rejection) = (self.step)(&mut entry.state, &record) {
+                if inserted {
+                    self.states.remove(&record.key);
+                }
                 return Outcome::Reject(rejection);
             }
             if source.is_some() {
                 entry.applied = source;
             }
-            let changelog = Self::changelog_record(&self.store, self.partitions, &record.key, entry, record.timestamp);
-            match changelog {
+            match Self::changelog_record(&self.store, self.partitions, &record.key, entry, record.timestamp) {
                 Ok(r) => self.pending.push(r),
-                Err(rejection) => return Outcome::Reject(rejection),
+                // The in-memory state is ahead of the changelog now: stop, so that a restart restores it.
+                Err(failure) => return Outcome::Fail(failure),
             }
         }
         let state = entry.state.clone();

@@ -300,7 +300,16 @@ impl Consumer for GroupConsumer {
     }
 
     fn next_rebalance(&mut self) -> Option<Rebalance> {
-        self.context().events.lock().pop_front()
+        let change = self.context().events.lock().pop_front();
+        if let Some(Rebalance::Revoked(revoked)) = &change {
+            // What this member knew of partitions it no longer owns is stale if they come back later.
+            let owned = self.assignment();
+            self.progress.positions.retain(|tp, _| !revoked.contains(tp));
+            self.progress.at_end.retain(|p| owned.iter().any(|tp| tp.partition == *p));
+            self.stash
+                .retain(|r| !revoked.iter().any(|tp| tp.partition == r.origin.partition && tp.topic == r.origin.topic));
+        }
+        change
     }
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {

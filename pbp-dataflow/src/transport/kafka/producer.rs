@@ -70,19 +70,21 @@ impl Producer for KafkaProducer {
             if let Some(p) = partition {
                 base = base.partition(p as i32);
             }
-            self.state.in_flight.fetch_add(1, Ordering::AcqRel);
+            // Counted before the send (the delivery report may come before `send` returns) and uncounted by
+            // the guard unless the record was enqueued, also when this future is dropped while waiting.
+            let mut pending = InFlight::new(&self.state);
             loop {
                 match self.shared.send(base) {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        pending.enqueued();
+                        break;
+                    }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                         // The client's queue is full: wait for deliveries to make room. Never drop.
                         base = returned;
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
-                    Err((error, _)) => {
-                        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
-                        return Err(TransportError::client(format!("producing to {topic}"), error));
-                    }
+                    Err((error, _)) => return Err(TransportError::client(format!("producing to {topic}"), error)),
                 }
             }
         }
@@ -100,9 +102,35 @@ impl Producer for KafkaProducer {
             // Wake up now and then in case a notification raced with the check.
             let _ = tokio::time::timeout(Duration::from_millis(50), settled).await;
         }
-        match self.state.failure.lock().take() {
+        // Sticky: once a record of this handle was lost, every later flush reports it.
+        match self.state.failure.lock().clone() {
             Some(failure) => Err(TransportError::client("flush", failure)),
             None => Ok(()),
+        }
+    }
+}
+
+/// One record counted in flight until its delivery report, or until dropped without being enqueued.
+struct InFlight<'a> {
+    state: &'a HandleState,
+    enqueued: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(state: &'a HandleState) -> Self {
+        state.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self { state, enqueued: false }
+    }
+
+    fn enqueued(&mut self) {
+        self.enqueued = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.enqueued && self.state.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.state.settled.notify_waiters();
         }
     }
 }
