@@ -165,7 +165,8 @@ pub fn changelog_value<S>(
         }
         None => out.push(WITHOUT_SOURCE),
     }
-    Ok(codec.encode_into(state, &mut out)?.then(|| Bytes::from(out)))
+    // An exact-length buffer becomes a `Bytes` without the extra shared header a partly filled `Vec` needs.
+    Ok(codec.encode_into(state, &mut out)?.then(|| Bytes::from(out.into_boxed_slice())))
 }
 
 pub(crate) fn decode_value(value: &Bytes) -> Result<(Option<(u32, u64)>, Bytes), CodecError> {
