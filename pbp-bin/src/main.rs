@@ -38,12 +38,23 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init(&cli.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => cmd::run::run(args).await,
             Command::SchemaRegistry(args) => cmd::schema_registry::run(args).await,
             Command::Espn(espn) => cmd::espn::run(espn).await,
             Command::Bench(bench) => cmd::bench::run(bench).await,
         }
-    })
+    });
+    match result {
+        // The reader of our output went away (`pbp espn normalize ... | head`): nothing left to do.
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
