@@ -63,6 +63,12 @@ fn normalize_files(args: NormalizeArgs) -> anyhow::Result<()> {
         match normalize_file(file, args.league, &mut out) {
             Ok(plays) => tracing::info!(file = %file.display(), plays, "Normalized."),
             Err(error) => {
+                // Writing failed, not the file: stop here (main ends quietly on a closed stdout).
+                if error.chain().any(|c| {
+                    c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                }) {
+                    return Err(error);
+                }
                 failed += 1;
                 eprintln!("{}: {error:#}", file.display());
             }
