@@ -64,9 +64,7 @@ fn normalize_files(args: NormalizeArgs) -> anyhow::Result<()> {
             Ok(plays) => tracing::info!(file = %file.display(), plays, "Normalized."),
             Err(error) => {
                 // Writing failed, not the file: stop here (main ends quietly on a closed stdout).
-                if error.chain().any(|c| {
-                    c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-                }) {
+                if crate::is_broken_pipe(&error) {
                     return Err(error);
                 }
                 failed += 1;
