@@ -171,6 +171,20 @@ impl Progress {
     }
 }
 
+/// The next message or event of `consumer`: at once if one is queued; otherwise, if nothing was taken yet
+/// (`took_some` false), waiting until `deadline`. `None` means the poll is over.
+async fn next_event<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    deadline: Instant,
+    took_some: bool,
+) -> Option<KafkaResult<BorrowedMessage<'_>>> {
+    match consumer.recv().now_or_never() {
+        Some(r) => Some(r),
+        None if took_some || Instant::now() >= deadline => None,
+        None => tokio::time::timeout_at(deadline, consumer.recv()).await.ok(),
+    }
+}
+
 /// A consumer-group member.
 pub(super) struct GroupConsumer {
     pub(super) consumer: StreamConsumer<GroupContext>,
@@ -223,14 +237,7 @@ impl Consumer for GroupConsumer {
             if self.context().events.lock().len() > events_before {
                 break;
             }
-            let next = match self.consumer.recv().now_or_never() {
-                Some(r) => r,
-                None if taken > 0 || Instant::now() >= deadline => break,
-                None => match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                    Ok(r) => r,
-                    Err(_) => break,
-                },
-            };
+            let Some(next) = next_event(&self.consumer, deadline, taken > 0).await else { break };
             match next {
                 Ok(m) => {
                     out.push(self.progress.accept(&m));
@@ -387,14 +394,7 @@ impl Consumer for Reader {
         let deadline = Instant::now() + timeout;
         let mut taken = 0;
         while taken < max {
-            let next = match self.consumer.recv().now_or_never() {
-                Some(r) => r,
-                None if taken > 0 || Instant::now() >= deadline => break,
-                None => match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                    Ok(r) => r,
-                    Err(_) => break,
-                },
-            };
+            let Some(next) = next_event(&self.consumer, deadline, taken > 0).await else { break };
             match next {
                 Ok(m) => {
                     out.push(self.progress.accept(&m));
