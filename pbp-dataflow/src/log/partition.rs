@@ -85,9 +85,10 @@ impl PartitionState {
     /// the latest record of each key, tombstones included, so that a reader that already saw a value
     /// still sees its deletion.
     pub(crate) fn maybe_compact(&mut self) {
-        // Compact once twice as many records were appended as there were live keys (and at least 8,192):
-        // compaction then costs O(1) amortised per append, and memory stays within three times the live set.
-        if self.appended_since_compaction < (2 * self.live_after_compaction).max(8192) {
+        // Compact once four times as many records were appended as there were live keys (and at least 16,384):
+        // compaction then costs O(1) amortised per append (a quarter of a scan per append), and memory stays
+        // within five times the live set.
+        if self.appended_since_compaction < (4 * self.live_after_compaction).max(16384) {
             return;
         }
         self.compact();
