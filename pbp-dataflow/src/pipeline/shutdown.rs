@@ -24,12 +24,13 @@ impl Shutdown {
     }
 
     /// A signal that fires on SIGINT or SIGTERM (on Unix; Ctrl-C elsewhere). Must be called inside a Tokio
-    /// runtime.
+    /// runtime. The handlers are installed before this returns, so a signal sent afterwards is never lost.
     pub fn on_signals() -> Self {
         let s = Self::new();
         let trigger = s.clone();
+        let signals = Signals::install();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.recv().await;
             tracing::info!("Shutdown signal received; finishing in-flight records.");
             trigger.trigger();
         });
@@ -55,25 +56,51 @@ impl Shutdown {
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+enum Signals {
+    Unix(tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    CtrlC,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(int), Ok(term)) => Self::Unix(int, term),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "Cannot listen for SIGINT/SIGTERM; falling back to Ctrl-C.");
+                Self::CtrlC
             }
         }
-        (Err(error), _) | (_, Err(error)) => {
-            tracing::warn!(%error, "Cannot listen for SIGINT/SIGTERM; falling back to Ctrl-C.");
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn recv(self) {
+        match self {
+            Self::Unix(mut int, mut term) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Self::CtrlC => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> Self {
+        Self
+    }
+
+    async fn recv(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +119,15 @@ mod tests {
         waiter.await.unwrap();
         s.wait().await;
         assert!(s.is_triggered());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sigterm_fires_the_signal() {
+        let s = Shutdown::on_signals();
+        let status =
+            std::process::Command::new("kill").args(["-TERM", &std::process::id().to_string()]).status().unwrap();
+        assert!(status.success());
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.wait()).await.expect("SIGTERM was not seen");
     }
 }
