@@ -4,6 +4,7 @@
 
 mod cmd;
 mod logging;
+mod topics;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,9 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Serve the Confluent Schema Registry REST API subset that pbp uses, with schemas kept in a journal.
     SchemaRegistry(cmd::schema_registry::SchemaRegistryArgs),
+    /// Kafka topics: create the project's topics with their partition counts and configs.
+    #[command(subcommand)]
+    Topics(cmd::topics::TopicsCommand),
     /// ESPN tools: normalize recorded files, serve them as a fake ESPN.
     #[command(subcommand)]
     Espn(cmd::espn::EspnCommand),
@@ -42,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Run(args) => cmd::run::run(args).await,
             Command::SchemaRegistry(args) => cmd::schema_registry::run(args).await,
+            Command::Topics(topics) => cmd::topics::run(topics).await,
             Command::Espn(espn) => cmd::espn::run(espn).await,
             Command::Bench(bench) => cmd::bench::run(bench).await,
         }

@@ -4,3 +4,4 @@ pub(crate) mod bench;
 pub(crate) mod espn;
 pub(crate) mod run;
 pub(crate) mod schema_registry;
+pub(crate) mod topics;

@@ -3,6 +3,7 @@
 mod avro;
 mod dataflow;
 mod espn;
+mod kafka;
 
 use clap::Subcommand;
 
@@ -13,6 +14,8 @@ pub(crate) enum BenchCommand {
     Dataflow(dataflow::DataflowArgs),
     /// Avro encode+decode of PlayEvent records: pbp-avro's codec against apache-avro's Value path.
     Avro(avro::AvroArgs),
+    /// Produce and consume through our Kafka transport and, in the same run, through bare rdkafka.
+    Kafka(kafka::KafkaArgs),
     /// Parse, normalize and diff the largest recorded ESPN summary many times.
     Espn(espn::EspnBenchArgs),
 }
@@ -22,5 +25,6 @@ pub(crate) async fn run(bench: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Dataflow(args) => dataflow::run(args).await,
         BenchCommand::Avro(args) => avro::run(args).await,
         BenchCommand::Espn(args) => espn::run(args),
+        BenchCommand::Kafka(args) => kafka::run(args).await,
     }
 }

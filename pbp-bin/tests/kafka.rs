@@ -1,0 +1,298 @@
+//! On a Kafka-protocol broker: `pbp topics create`, PlayEvents in Avro through the broker and the schema
+//! registry, and the JSON fallback with dead letters on the wire.
+//!
+//! Runs against `PBP_KAFKA_BROKERS` (default `127.0.0.1:9092`); skipped with a printed reason when no broker
+//! answers, unless `PBP_REQUIRE_SERVICES` is set, which makes an unreachable broker a failure. Every test is
+//! bounded in time, so a broker problem fails rather than hangs.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use bytes::Bytes;
+use pbp_avro::registry::HttpRegistry;
+use pbp_avro::{AvroCodec, PlayEvent};
+use pbp_dataflow::codec::Utf8;
+use pbp_dataflow::dlq::{self, DlqLimit};
+use pbp_dataflow::pipeline::PipelineConfig;
+use pbp_dataflow::sink::TopicSink;
+use pbp_dataflow::source::TopicSource;
+use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
+use pbp_dataflow::transport::{OutgoingRecord, TopicSpec, read_to_end};
+use pbp_dataflow::{Codec, ConsumedRecord, Dataflow, DeadLetterQueue, RawRecord, Transport};
+
+const PBP: &str = env!("CARGO_BIN_EXE_pbp");
+
+fn brokers() -> String {
+    std::env::var("PBP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// The broker, or `None` with a printed reason (a failure when `PBP_REQUIRE_SERVICES` is set).
+fn broker() -> Option<Arc<KafkaTransport>> {
+    let brokers = brokers();
+    if !brokers.split(',').any(|b| std::net::TcpStream::connect(b.trim()).is_ok()) {
+        assert!(
+            std::env::var("PBP_REQUIRE_SERVICES").is_err(),
+            "PBP_REQUIRE_SERVICES is set but no Kafka broker answers at {brokers}"
+        );
+        eprintln!("skipped: no Kafka broker at {brokers} (set PBP_KAFKA_BROKERS, or start tansu)");
+        return None;
+    }
+    let config = KafkaConfig::new(brokers).set("session.timeout.ms", "6000").set("heartbeat.interval.ms", "1000");
+    Some(Arc::new(KafkaTransport::connect(config).expect("kafka clients")))
+}
+
+/// A name unique to this test run.
+fn unique(base: &str) -> String {
+    format!("{base}-{}-{}", std::process::id(), pbp_dataflow::record::now_millis())
+}
+
+fn dataflow(transport: &Arc<KafkaTransport>, name: &str) -> Dataflow {
+    let transport: Arc<dyn Transport> = transport.clone();
+    Dataflow::new(name, transport)
+        .with_config(PipelineConfig { poll_timeout: Duration::from_millis(20), ..PipelineConfig::default() })
+}
+
+async fn read_all(transport: &KafkaTransport, topic: &str) -> anyhow::Result<Vec<ConsumedRecord>> {
+    let partitions: Vec<u32> = (0..transport.partitions(topic).await?).collect();
+    let mut out = Vec::new();
+    read_to_end(transport, topic, &partitions, |r| out.push(r)).await?;
+    out.sort_by_key(|r| (r.origin.partition, r.origin.offset));
+    Ok(out)
+}
+
+async fn produce(transport: &KafkaTransport, topic: &str, records: Vec<RawRecord>) -> anyhow::Result<()> {
+    let producer = transport.producer()?;
+    producer.send(topic, &mut records.into_iter().map(OutgoingRecord::from).collect()).await?;
+    producer.flush().await?;
+    Ok(())
+}
+
+fn plays(n: i64) -> Vec<PlayEvent> {
+    (0..n)
+        .map(|i| {
+            let mut play = PlayEvent::example();
+            play.game_id = format!("40158560{}", i % 3);
+            play.play_id = format!("{}{i}", play.game_id);
+            play.sequence = i;
+            play.home_score = i as i32;
+            play
+        })
+        .collect()
+}
+
+fn topics_create(prefix: &str) -> anyhow::Result<String> {
+    let output = Command::new(PBP)
+        .args(["topics", "create", "--brokers", &brokers(), "--prefix", prefix])
+        .stderr(Stdio::inherit())
+        .output()?;
+    let stdout = String::from_utf8(output.stdout)?;
+    ensure!(output.status.success(), "pbp topics create failed: {stdout}");
+    Ok(stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_create_is_idempotent_and_sets_partition_counts() -> anyhow::Result<()> {
+    let Some(transport) = broker() else { return Ok(()) };
+    let prefix = format!("{}.", unique("topics"));
+    let expected = [
+        ("raw.scoreboard", 6),
+        ("raw.plays", 12),
+        ("enriched.plays", 12),
+        ("game.state", 6),
+        ("ref.teams", 1),
+        ("enrich-game-state-changelog", 12),
+        ("dlq.ingest", 3),
+        ("dlq.enrich", 3),
+        ("dlq.serve", 3),
+    ];
+    let first = {
+        let prefix = prefix.clone();
+        tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || topics_create(&prefix)))
+            .await
+            .context("first run timed out")???
+    };
+    for (name, _) in expected {
+        assert!(first.contains(&format!("created  {prefix}{name} ")), "{name} created:\n{first}");
+    }
+    assert!(first.contains("cleanup.policy=compact"), "{first}");
+    assert!(first.trim_end().ends_with(&format!("{} created, 0 already present", expected.len())), "{first}");
+    let second = {
+        let prefix = prefix.clone();
+        tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || topics_create(&prefix)))
+            .await
+            .context("second run timed out")???
+    };
+    assert!(second.trim_end().ends_with(&format!("0 created, {} already present", expected.len())), "{second}");
+    for (name, partitions) in expected {
+        let topic = format!("{prefix}{name}");
+        assert!(second.contains(&format!("present  {topic} ({partitions} partitions)")), "{second}");
+        assert_eq!(transport.partitions(&topic).await?, partitions, "{topic}");
+    }
+    let names: Vec<String> = expected.iter().map(|(n, _)| format!("{prefix}{n}")).collect();
+    transport.delete_topics(&names.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    Ok(())
+}
+
+/// `pbp schema-registry` on a free local port, killed when dropped.
+struct Registry {
+    child: Child,
+    url: String,
+}
+
+impl Registry {
+    async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(PBP).args(["schema-registry", "--listen", &addr]).stdout(Stdio::null()).spawn()?;
+        let registry = Self { child, url: format!("http://{addr}") };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            ensure!(tokio::time::Instant::now() < deadline, "pbp schema-registry did not listen on {addr}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(registry)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_round_trip_through_the_broker_and_the_registry() -> anyhow::Result<()> {
+    let Some(transport) = broker() else { return Ok(()) };
+    tokio::time::timeout(Duration::from_secs(120), avro_round_trip(transport)).await.context("timed out")?
+}
+
+async fn avro_round_trip(transport: Arc<KafkaTransport>) -> anyhow::Result<()> {
+    let registry_server = Registry::start().await?;
+    let registry = Arc::new(HttpRegistry::new(&registry_server.url)?);
+    let (input, output, group) = (unique("avro-in"), unique("avro-out"), unique("avro-g"));
+    transport.ensure_topic(&TopicSpec::new(&input, 3)).await?;
+    transport.ensure_topic(&TopicSpec::new(&output, 3)).await?;
+
+    let writer = AvroCodec::<PlayEvent>::for_topic(registry.clone(), &input).await?;
+    let sent = plays(30);
+    let records = sent
+        .iter()
+        .map(|p| anyhow::Ok(RawRecord::new(Utf8.encode(&p.game_id)?, writer.encode(p)?)))
+        .collect::<anyhow::Result<_>>()?;
+    produce(&transport, &input, records).await?;
+
+    // A pipeline with Avro on both ends; its source learns the writer schema by id from the registry.
+    let source_codec = AvroCodec::<PlayEvent>::for_topic(registry.clone(), &input).await?;
+    let sink_codec = AvroCodec::<PlayEvent>::for_topic(registry.clone(), &output).await?;
+    let out_id = sink_codec.schema_id();
+    let mut pipeline = dataflow(&transport, "avro-copy")
+        .source(TopicSource::new(&input, &group, Utf8, source_codec))
+        .map(|mut p: PlayEvent| {
+            p.away_score += 1;
+            p
+        })
+        .to(TopicSink::new(&output, Utf8, sink_codec));
+    let stats = pipeline.run_until_idle().await?;
+    assert_eq!((stats.polled, stats.emitted, stats.dead_lettered), (30, 30, 0));
+    drop(pipeline);
+
+    let on_wire = read_all(&transport, &output).await?;
+    assert_eq!(on_wire.len(), 30);
+    // A reader that knows nothing yet: it resolves the writer schema by the id in each record.
+    let reader = AvroCodec::<PlayEvent>::with_schema_id(Arc::new(HttpRegistry::new(&registry_server.url)?), out_id)?;
+    let mut received = Vec::new();
+    for r in &on_wire {
+        let value = r.record.value.as_ref().context("a value")?;
+        assert_eq!(value[0], 0, "the magic byte");
+        assert_eq!(value[1..5], out_id.to_be_bytes(), "the registered schema id");
+        let play = reader.decode(Some(value))?;
+        assert_eq!(r.record.key.as_deref(), Some(play.game_id.as_bytes()), "keyed by game");
+        received.push(play);
+    }
+    received.sort_by_key(|p| p.sequence);
+    let expected: Vec<PlayEvent> = sent
+        .into_iter()
+        .map(|mut p| {
+            p.away_score += 1;
+            p
+        })
+        .collect();
+    assert_eq!(received, expected);
+    assert!(registry.subjects().await?.contains(&format!("{output}-value")));
+    transport.delete_topics(&[&input, &output]).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_fallback_and_undecodable_values_dead_lettered_on_the_broker() -> anyhow::Result<()> {
+    let Some(transport) = broker() else { return Ok(()) };
+    tokio::time::timeout(Duration::from_secs(120), json_fallback(transport)).await.context("timed out")?
+}
+
+async fn json_fallback(transport: Arc<KafkaTransport>) -> anyhow::Result<()> {
+    let registry: Arc<dyn pbp_avro::SchemaRegistry> = Arc::new(pbp_avro::registry::EmbeddedRegistry::new());
+    let (input, output, dlq_topic, group) =
+        (unique("json-in"), unique("json-out"), unique("json-dlq"), unique("json-g"));
+    transport.ensure_topic(&TopicSpec::new(&input, 1)).await?;
+    transport.ensure_topic(&TopicSpec::new(&output, 1)).await?;
+    let codec = AvroCodec::<PlayEvent>::for_topic(registry.clone(), &input).await?;
+    let [avro_play, json_play] = <[PlayEvent; 2]>::try_from(plays(2)).map_err(|_| anyhow::anyhow!("two plays"))?;
+    let key = |k: &'static str| Some(Bytes::from_static(k.as_bytes()));
+    produce(
+        &transport,
+        &input,
+        vec![
+            RawRecord::new(key("avro"), codec.encode(&avro_play)?),
+            RawRecord::new(key("json"), Some(Bytes::from(serde_json::to_vec(&json_play)?))),
+            RawRecord::new(key("garbage"), Some(Bytes::from_static(b"\x07not a play"))),
+            RawRecord::new(key("truncated"), Some(Bytes::from_static(b"\x00\x00\x00"))),
+        ],
+    )
+    .await?;
+
+    let mut pipeline = dataflow(&transport, "decode")
+        .source(TopicSource::new(
+            &input,
+            &group,
+            Utf8,
+            AvroCodec::<PlayEvent>::for_topic(registry.clone(), &input).await?,
+        ))
+        .filter(|_| true)
+        .to(TopicSink::new(&output, Utf8, AvroCodec::<PlayEvent>::for_topic(registry.clone(), &output).await?))
+        .with_dlq(DeadLetterQueue::new(&dlq_topic).with_limit(DlqLimit::unlimited()));
+    let stats = pipeline.run_until_idle().await?;
+    assert_eq!((stats.polled, stats.emitted, stats.dead_lettered), (4, 2, 2));
+    drop(pipeline);
+
+    let out_codec = AvroCodec::<PlayEvent>::for_topic(registry.clone(), &output).await?;
+    let decoded: Vec<(String, PlayEvent)> = read_all(&transport, &output)
+        .await?
+        .iter()
+        .map(|r| anyhow::Ok((Utf8.decode(r.record.key.as_ref())?, out_codec.decode(r.record.value.as_ref())?)))
+        .collect::<anyhow::Result<_>>()?;
+    assert_eq!(decoded, vec![("avro".to_owned(), avro_play), ("json".to_owned(), json_play)]);
+
+    let dead = read_all(&transport, &dlq_topic).await?;
+    assert_eq!(dead.len(), 2);
+    for (record, key, value, offset) in [
+        (&dead[0].record, "garbage", &b"\x07not a play"[..], "2"),
+        (&dead[1].record, "truncated", &b"\x00\x00\x00"[..], "3"),
+    ] {
+        assert_eq!(record.key.as_deref(), Some(key.as_bytes()));
+        assert_eq!(record.value.as_deref(), Some(value), "the original bytes");
+        let h = &record.headers;
+        assert_eq!(h.get_str(dlq::STAGE), Some("deserialize"), "{key}");
+        assert_eq!(h.get_str(dlq::TOPIC), Some(input.as_str()));
+        assert_eq!(h.get_str(dlq::PARTITION), Some("0"));
+        assert_eq!(h.get_str(dlq::OFFSET), Some(offset));
+        assert!(h.get_str(dlq::EXCEPTION).is_some_and(|e| !e.is_empty()));
+        assert!(h.get_str(dlq::MESSAGE).is_some_and(|m| !m.is_empty()), "{key}: a reason");
+    }
+    let json_reason = dead[0].record.headers.get_str(dlq::MESSAGE).unwrap_or_default();
+    assert!(json_reason.contains("json"), "no magic byte: the JSON fallback's reason, got {json_reason:?}");
+    transport.delete_topics(&[&input, &output, &dlq_topic]).await?;
+    Ok(())
+}
