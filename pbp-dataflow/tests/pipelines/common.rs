@@ -15,6 +15,11 @@ use pbp_dataflow::{Dataflow, EmbeddedLog, EmbeddedTransport, Error, Record, Tran
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
+/// Runs a scenario with a time limit, so that a broker problem fails the test instead of hanging CI.
+pub async fn bounded(scenario: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(240), scenario).await.expect("scenario did not finish within 240 s");
+}
+
 pub struct Env {
     pub transport: Arc<dyn Transport>,
     prefix: String,

@@ -354,9 +354,10 @@ pub async fn graceful_shutdown_finishes_and_commits(env: Env) {
     assert_eq!(build().run_until_idle().await.unwrap().polled, 0, "everything processed was committed on shutdown");
 }
 
-/// Counts records and emits the count on every tick.
+/// Counts records and emits the count on a tick when it changed.
 struct CountOnTick {
     seen: u64,
+    emitted: u64,
 }
 
 #[async_trait]
@@ -370,7 +371,10 @@ impl Operator<String, u64> for CountOnTick {
     }
 
     fn tick(&mut self, now: Timestamp, out: &mut Vec<Outcome<Record<String, u64>>>) {
-        out.push(Outcome::Emit(Record::new("count".to_owned(), self.seen).with_timestamp(now)));
+        if self.seen != self.emitted {
+            self.emitted = self.seen;
+            out.push(Outcome::Emit(Record::new("count".to_owned(), self.seen).with_timestamp(now)));
+        }
     }
 }
 
@@ -383,7 +387,7 @@ pub async fn ticks_reach_operators_with_timers(env: Env) {
         .dataflow("ticks")
         .with_config(config)
         .source(TopicSource::new(&input, &group, Utf8, BigEndian))
-        .apply("count", CountOnTick { seen: 0 })
+        .apply("count", CountOnTick { seen: 0, emitted: 0 })
         .map(|n: u64| n * 10)
         .to(TopicSink::new(&out, Utf8, BigEndian));
     let shutdown = Shutdown::new();

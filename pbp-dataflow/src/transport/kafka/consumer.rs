@@ -370,6 +370,8 @@ pub(super) struct Reader {
     /// Starts with each assigned partition at its log start offset.
     pub(super) progress: Progress,
     pub(super) pending: VecDeque<Rebalance>,
+    /// When the position first passed the end a caller waits for, per partition.
+    past_end_since: Mutex<HashMap<TopicPartition, std::time::Instant>>,
 }
 
 impl Reader {
@@ -379,6 +381,7 @@ impl Reader {
             consumer,
             progress: Progress { positions: starts, ..Progress::default() },
             pending: VecDeque::from([Rebalance::Assigned(assigned)]),
+            past_end_since: Mutex::default(),
         }
     }
 }
@@ -445,8 +448,21 @@ impl Consumer for Reader {
     /// plus one), so being past it is not enough: the partition's end-of-partition event must have come
     /// after its last record. librdkafka raises it only once every batch below the fetch response's high
     /// watermark was delivered, which includes the whole last batch.
+    ///
+    /// A partition written without pause may never show its end. Once the position is beyond `end` and
+    /// records have kept coming for a second, records appended after `end` was taken are being read, and
+    /// the log delivers in order: everything that existed then has been read.
     fn reached(&self, partition: &TopicPartition, end: u64) -> bool {
-        self.progress.at_end.contains(&partition.partition) && self.position(partition).is_some_and(|p| p >= end)
+        let Some(position) = self.position(partition) else { return false };
+        if position >= end && self.progress.at_end.contains(&partition.partition) {
+            return true;
+        }
+        if position > end {
+            let mut since = self.past_end_since.lock();
+            let first = *since.entry(partition.clone()).or_insert_with(std::time::Instant::now);
+            return first.elapsed() >= Duration::from_secs(1);
+        }
+        false
     }
 
     async fn caught_up(&mut self) -> Result<bool, TransportError> {
