@@ -189,6 +189,13 @@ where
     }
 
     async fn after_batch(&mut self) -> Result<Vec<crate::sink::SinkRejection>, Error> {
+        if !self.pending.is_empty() && self.source_topic.is_none() && self.store.partitions().is_none() {
+            return Err(Error::Config(format!(
+                "aggregate {} got records without source partitions (a channel source?): give its store \
+                 StateStore::with_partitions(n) so that its changelog exists",
+                self.store.name()
+            )));
+        }
         if !self.pending.is_empty() {
             let producer = self.producer.clone().ok_or_else(|| Error::Config("aggregate not opened".into()))?;
             producer.send(self.store.changelog(), &mut self.pending).await?;
@@ -252,6 +259,20 @@ mod tests {
         restored.on_rebalance(&cx, &Rebalance::Assigned(vec![TopicPartition::new("in", 0)])).await.unwrap();
         assert!(matches!(restored.process(rec("a", 3)), Outcome::Emit(r) if r.value == 4));
         assert!(matches!(restored.process(rec("a", 4)), Outcome::Emit(r) if r.value == 5));
+    }
+
+    #[tokio::test]
+    async fn without_partitions_a_channel_fed_aggregate_says_what_to_do() {
+        let cx = OpenContext { pipeline: "t".into(), transport: Arc::new(EmbeddedTransport::new(EmbeddedLog::new())) };
+        let store: StateStore<String, u64> = StateStore::new("c", Utf8, BigEndian);
+        let mut op = AggregateByKey::new(&store, |s: &mut u64, _r: &Record<String, u64>| {
+            *s += 1;
+            Ok(())
+        });
+        op.open(&cx).await.unwrap();
+        assert!(op.process(Record::new("a".into(), 1)).is_emit());
+        let err = op.after_batch().await.unwrap_err();
+        assert!(err.to_string().contains("with_partitions"), "{err}");
     }
 
     #[tokio::test]
