@@ -1,13 +1,17 @@
 //! A small circuit breaker, one per endpoint.
 //!
 //! Closed: requests flow; `failure_threshold` consecutive failures open it. Open: requests are refused without
-//! touching the network until `open_duration` has passed, then it is half-open. Half-open: requests flow again;
-//! `success_threshold` consecutive successes close it, any failure opens it again for another `open_duration`.
+//! touching the network until `open_duration` has passed, then it is half-open. Half-open: one probe request at a
+//! time is let through (others are refused as if open, retry soon); `success_threshold` consecutive successful
+//! probes close it, a failed probe opens it again for another `open_duration`.
 //!
 //! Time is passed in (`now`), so the state machine is tested without sleeping. (The maintained breaker crates
 //! either pull in their own runtime abstractions or lack the half-open success count, hence this module.)
 
 use std::time::{Duration, Instant};
+
+/// How soon a request refused because a half-open probe is out may try again.
+const HALF_OPEN_RETRY: Duration = Duration::from_millis(250);
 
 /// Circuit-breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +60,9 @@ pub struct CircuitBreaker {
     consecutive_failures: u32,
     consecutive_successes: u32,
     opened_at: Option<Instant>,
+    /// When the half-open probe that has not answered yet was let through. A probe whose request was
+    /// cancelled never answers, so one older than `open_duration` no longer holds the others back.
+    probing: Option<Instant>,
 }
 
 impl CircuitBreaker {
@@ -72,6 +79,7 @@ impl CircuitBreaker {
             consecutive_failures: 0,
             consecutive_successes: 0,
             opened_at: None,
+            probing: None,
         }
     }
 
@@ -89,7 +97,15 @@ impl CircuitBreaker {
     /// May a request go out at `now`? `Err` carries the time left until half-open.
     pub fn try_acquire(&mut self, now: Instant) -> Result<(), Duration> {
         match self.state(now) {
-            BreakerState::Closed | BreakerState::HalfOpen => Ok(()),
+            BreakerState::Closed => Ok(()),
+            BreakerState::HalfOpen
+                if self.probing.is_none_or(|sent| now.saturating_duration_since(sent) >= self.config.open_duration) =>
+            {
+                self.probing = Some(now);
+                Ok(())
+            }
+            // Another probe is out: wait for its answer rather than pile onto a recovering server.
+            BreakerState::HalfOpen => Err(HALF_OPEN_RETRY),
             BreakerState::Open => {
                 let elapsed = self.opened_at.map_or(Duration::ZERO, |opened| now.saturating_duration_since(opened));
                 Err(self.config.open_duration.saturating_sub(elapsed))
@@ -100,6 +116,7 @@ impl CircuitBreaker {
     /// Records a successful request.
     pub fn on_success(&mut self, now: Instant) {
         self.consecutive_failures = 0;
+        self.probing = None;
         if self.state(now) == BreakerState::HalfOpen {
             self.consecutive_successes += 1;
             if self.consecutive_successes >= self.config.success_threshold {
@@ -113,6 +130,7 @@ impl CircuitBreaker {
     /// Records a failed request.
     pub fn on_failure(&mut self, now: Instant) {
         self.consecutive_successes = 0;
+        self.probing = None;
         match self.state(now) {
             BreakerState::HalfOpen => self.open(now),
             BreakerState::Closed => {
@@ -203,5 +221,36 @@ mod tests {
         b.on_success(later);
         assert_eq!(b.state(later), BreakerState::Closed);
         assert_eq!(BreakerState::Open.gauge_value(), 2);
+    }
+
+    #[test]
+    fn half_open_lets_one_probe_through_at_a_time() {
+        let start = Instant::now();
+        let mut b = breaker();
+        for _ in 0..5 {
+            b.on_failure(start);
+        }
+        let later = start + Duration::from_secs(60);
+        assert_eq!(b.try_acquire(later), Ok(()), "the first probe goes");
+        assert_eq!(b.try_acquire(later), Err(HALF_OPEN_RETRY), "a second waits for the first");
+        b.on_success(later);
+        assert_eq!(b.try_acquire(later), Ok(()), "the next probe after an answer");
+        b.on_success(later);
+        assert_eq!(b.state(later), BreakerState::Closed);
+        assert_eq!(b.try_acquire(later), Ok(()));
+        assert_eq!(b.try_acquire(later), Ok(()), "closed: no limit");
+    }
+
+    #[test]
+    fn a_probe_that_never_answers_stops_holding_the_others_back() {
+        let start = Instant::now();
+        let mut b = breaker();
+        for _ in 0..5 {
+            b.on_failure(start);
+        }
+        let half_open = start + Duration::from_secs(60);
+        assert_eq!(b.try_acquire(half_open), Ok(()));
+        assert!(b.try_acquire(half_open + Duration::from_secs(59)).is_err());
+        assert_eq!(b.try_acquire(half_open + Duration::from_secs(60)), Ok(()), "the first probe was cancelled");
     }
 }
