@@ -70,6 +70,8 @@ fn encode_segment(segment: &str) -> String {
 impl HttpRegistry {
     /// A client of the registry at `base_url`, e.g. `http://localhost:8081`.
     pub fn new(base_url: &str) -> Result<Self, RegistryError> {
+        // TLS through rustls with the ring provider, as pbp-espn's client; a no-op when one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let build = |pool: bool| {
             let builder = Client::builder().connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30));
             let builder = if pool { builder } else { builder.pool_max_idle_per_host(0) };
