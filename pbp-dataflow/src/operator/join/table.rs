@@ -54,7 +54,7 @@ impl<K, V> Materialized<K, V> {
     }
 }
 
-impl<K: std::hash::Hash + Eq, V> Materialized<K, V> {
+impl<K: std::hash::Hash + Eq + Send, V: Send> Materialized<K, V> {
     #[inline]
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
         self.map.get(key)
@@ -66,14 +66,12 @@ impl<K: std::hash::Hash + Eq, V> Materialized<K, V> {
         let partitions: Vec<u32> = (0..cx.transport.partitions(&topic).await?).collect();
         let ends = cx.transport.end_offsets(&topic, &partitions).await?;
         let mut reader = cx.transport.reader(&topic, Some(&partitions)).await?;
-        let mut loaded = Vec::new();
+        let (table, map) = (&self.table, &mut self.map);
         read_until(reader.as_mut(), &topic, &partitions, &ends, |r| {
-            loaded.push(r);
+            apply(table, map, &r);
             Ok::<(), Error>(())
         })
         .await?;
-        self.buf.append(&mut loaded);
-        self.apply_buffered();
         tracing::debug!(table = %topic, entries = self.map.len(), "Global table bootstrapped.");
         self.reader = Some(reader);
         Ok(())
@@ -98,26 +96,31 @@ impl<K: std::hash::Hash + Eq, V> Materialized<K, V> {
 
     fn apply_buffered(&mut self) {
         for r in self.buf.drain(..) {
-            let key = match self.table.key_codec.decode(r.record.key.as_ref()) {
-                Ok(k) => k,
-                Err(error) => {
-                    tracing::warn!(%error, origin = %r.origin, "Skipped a table record whose key cannot be decoded.");
-                    continue;
-                }
-            };
-            match &r.record.value {
-                None => {
-                    self.map.remove(&key);
-                }
-                Some(_) => match self.table.value_codec.decode(r.record.value.as_ref()) {
-                    Ok(v) => {
-                        self.map.insert(key, v);
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, origin = %r.origin, "Skipped a table record whose value cannot be decoded.");
-                    }
-                },
-            }
+            apply(&self.table, &mut self.map, &r);
+        }
+    }
+}
+
+/// Applies one table record: a value upserts its key, a tombstone deletes it, an undecodable record is skipped
+/// with a warning.
+fn apply<K: std::hash::Hash + Eq, V>(table: &GlobalTable<K, V>, map: &mut HashMap<K, V>, r: &ConsumedRecord) {
+    let key = match table.key_codec.decode(r.record.key.as_ref()) {
+        Ok(k) => k,
+        Err(error) => {
+            tracing::warn!(%error, origin = %r.origin, "Skipped a table record whose key cannot be decoded.");
+            return;
+        }
+    };
+    if r.record.value.is_none() {
+        map.remove(&key);
+        return;
+    }
+    match table.value_codec.decode(r.record.value.as_ref()) {
+        Ok(v) => {
+            map.insert(key, v);
+        }
+        Err(error) => {
+            tracing::warn!(%error, origin = %r.origin, "Skipped a table record whose value cannot be decoded.");
         }
     }
 }
