@@ -174,6 +174,9 @@ impl EnrichedEvent {
             league,
             change,
             fetched_at,
+            // The teams' ids are carried by `home_team` and `away_team`.
+            home_team_id: _,
+            away_team_id: _,
         } = play;
         Self {
             game_id,
@@ -240,6 +243,8 @@ impl EnrichedEvent {
             league: self.league.clone(),
             change: self.change,
             fetched_at: self.fetched_at,
+            home_team_id: Some(self.home_team.team_id.clone()),
+            away_team_id: Some(self.away_team.team_id.clone()),
         }
     }
 }
@@ -283,7 +288,8 @@ mod tests {
         assert_eq!(e.period_elapsed_seconds, 39.0);
         assert_eq!(e.game_elapsed_seconds, 39.0);
         assert!(!e.overtime);
-        assert_eq!(e.play(), PlayEvent::example());
+        let teams = (Some(e.home_team.team_id.clone()), Some(e.away_team.team_id.clone()));
+        assert_eq!(e.play(), PlayEvent { home_team_id: teams.0, away_team_id: teams.1, ..PlayEvent::example() });
 
         let ot = PlayEvent { period: 5, clock_seconds: 100.0, ..PlayEvent::example() };
         let e = EnrichedEvent::new(ot, None, e.home_team.clone(), e.away_team.clone(), 0);
@@ -306,7 +312,14 @@ mod tests {
     fn play_fields_come_first_in_the_same_order() {
         let play: serde_json::Value = serde_json::from_str(<PlayEvent as crate::AvroRecord>::SCHEMA).unwrap();
         let enriched: serde_json::Value = serde_json::from_str(<EnrichedEvent as crate::AvroRecord>::SCHEMA).unwrap();
-        let play_fields = play["fields"].as_array().unwrap();
+        // The team ids added to PlayEvent in version 2 are carried by `home_team` and `away_team` instead.
+        let play_fields: Vec<_> = play["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| !["home_team_id", "away_team_id"].contains(&f["name"].as_str().unwrap()))
+            .cloned()
+            .collect();
         assert_eq!(&enriched["fields"].as_array().unwrap()[..play_fields.len()], &play_fields[..]);
     }
 }

@@ -133,6 +133,12 @@ pub struct PlayEvent {
     pub change: ChangeKind,
     /// When the collector fetched the play, ms since the epoch.
     pub fetched_at: i64,
+    /// Id of the game's home team (schema version 2; `None` in records written by version 1).
+    #[serde(default)]
+    pub home_team_id: Option<String>,
+    /// Id of the game's away team (schema version 2; `None` in records written by version 1).
+    #[serde(default)]
+    pub away_team_id: Option<String>,
 }
 
 impl PlayEvent {
@@ -165,6 +171,8 @@ impl PlayEvent {
             league: "nba".to_owned(),
             change: ChangeKind::New,
             fetched_at: 1_710_713_446_123,
+            home_team_id: Some("19".to_owned()),
+            away_team_id: Some("2".to_owned()),
         }
     }
 
@@ -229,6 +237,8 @@ mod tests {
             "[a-z-]{2,24}",
             prop_oneof![Just(ChangeKind::New), Just(ChangeKind::Update)],
             any::<i64>(),
+            proptest::option::of("[0-9]{1,6}"),
+            proptest::option::of("[0-9]{1,6}"),
         );
         (ids, kind, score, rest).prop_map(|(ids, kind, score, rest)| PlayEvent {
             game_id: ids.0,
@@ -256,6 +266,8 @@ mod tests {
             league: rest.4,
             change: rest.5,
             fetched_at: rest.6,
+            home_team_id: rest.7,
+            away_team_id: rest.8,
         })
     }
 

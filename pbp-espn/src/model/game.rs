@@ -16,6 +16,20 @@ pub struct Header {
     /// Competitions; ESPN basketball always has exactly one.
     #[serde(default)]
     pub competitions: Vec<Competition>,
+    /// The season the game belongs to.
+    #[serde(default)]
+    pub season: Option<Season>,
+}
+
+/// A season reference: `{"year": 2025, "type": 2}` (type 1 preseason, 2 regular season, 3 postseason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Season {
+    /// The season's year as ESPN names it (the year it ends in, for the NBA).
+    #[serde(default, deserialize_with = "de::opt_u32_lenient")]
+    pub year: Option<u32>,
+    /// The season type.
+    #[serde(default, rename = "type", deserialize_with = "de::opt_u32_lenient")]
+    pub kind: Option<u32>,
 }
 
 impl Header {

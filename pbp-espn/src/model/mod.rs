@@ -13,7 +13,7 @@ mod scoreboard;
 mod teams;
 
 pub use game::{
-    Competition, Competitor, FormatSection, Header, LeagueRef, LineScore, OvertimeFormat, RegulationFormat, Status,
+    Competition, Competitor, FormatSection, Header, LeagueRef, LineScore, Season, OvertimeFormat, RegulationFormat, Status,
     StatusType, Team,
 };
 pub use pages::{CdnPlayByPlay, CorePlaysPage, Summary};

@@ -49,6 +49,9 @@ pub struct ScoreboardEvent {
     /// Game status.
     #[serde(default)]
     pub status: Option<Status>,
+    /// The season the game belongs to.
+    #[serde(default)]
+    pub season: Option<super::game::Season>,
 }
 
 impl ScoreboardEvent {
