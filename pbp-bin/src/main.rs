@@ -4,6 +4,7 @@
 
 mod cmd;
 mod logging;
+mod pipelines;
 mod topics;
 
 use clap::{Parser, Subcommand};
@@ -23,8 +24,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the main job on the embedded default (no external services).
-    Run(cmd::run::RunArgs),
+    /// Run the whole system in one process: ingest, enrich and store. On the embedded default (no services)
+    /// unless told otherwise.
+    Run(cmd::pipelines::RunArgs),
+    /// Poll ESPN and write teams, games and plays to the raw topics (needs a Kafka transport).
+    Ingest(cmd::pipelines::IngestArgs),
+    /// Join plays with their teams, derive fields and keep each game's state (needs a Kafka transport).
+    Enrich(cmd::pipelines::EnrichArgs),
+    /// Store teams, games, enriched plays and game states, refreshing the cache (needs a Kafka transport).
+    Serve(cmd::pipelines::ServeArgs),
+    /// Push recorded ESPN games through ingest, enrich and store as fast as possible.
+    Replay(cmd::replay::ReplayArgs),
     /// Serve the Confluent Schema Registry REST API subset that pbp uses, with schemas kept in a journal.
     SchemaRegistry(cmd::schema_registry::SchemaRegistryArgs),
     /// Kafka topics: create the project's topics with their partition counts and configs.
@@ -44,7 +54,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => cmd::run::run(args).await,
+            Command::Run(args) => cmd::pipelines::run(args).await,
+            Command::Ingest(args) => cmd::pipelines::ingest(args).await,
+            Command::Enrich(args) => cmd::pipelines::enrich(args).await,
+            Command::Serve(args) => cmd::pipelines::serve(args).await,
+            Command::Replay(args) => cmd::replay::run(args).await,
             Command::SchemaRegistry(args) => cmd::schema_registry::run(args).await,
             Command::Topics(topics) => cmd::topics::run(topics).await,
             Command::Espn(espn) => cmd::espn::run(espn).await,

@@ -53,6 +53,15 @@ pub(crate) fn all() -> Vec<TopicSpec> {
     ]
 }
 
+/// Makes sure every topic exists with its partition count and policy (creating the missing ones), so that any
+/// process can start first.
+pub(crate) async fn ensure_all(transport: &dyn pbp_dataflow::Transport) -> Result<(), pbp_dataflow::TransportError> {
+    for spec in all() {
+        transport.ensure_topic(&spec).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,8 @@ mod scoreboard;
 mod teams;
 
 pub use game::{
-    Competition, Competitor, FormatSection, Header, LeagueRef, LineScore, Season, OvertimeFormat, RegulationFormat, Status,
-    StatusType, Team,
+    Competition, Competitor, FormatSection, Header, LeagueRef, LineScore, OvertimeFormat, RegulationFormat, Season,
+    Status, StatusType, Team,
 };
 pub use pages::{CdnPlayByPlay, CorePlaysPage, Summary};
 pub use play::{AthleteRef, Clock, Coordinate, Participant, Period, Play, PlayType, TeamRef};

@@ -86,3 +86,20 @@ pub trait Cache: Send + Sync {
     /// The TTLs in use.
     fn ttls(&self) -> CacheTtls;
 }
+
+/// A shared cache is a cache: lets a process pick Redis or the in-process cache at run time (`Arc<dyn Cache>`).
+#[async_trait]
+impl<T: Cache + ?Sized> Cache for std::sync::Arc<T> {
+    async fn get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        (**self).get(key, field).await
+    }
+    async fn put(&self, key: &str, field: &str, value: &[u8], kind: EntryKind) -> Result<(), CacheError> {
+        (**self).put(key, field, value, kind).await
+    }
+    async fn invalidate(&self, keys: &[String]) -> Result<(), CacheError> {
+        (**self).invalidate(keys).await
+    }
+    fn ttls(&self) -> CacheTtls {
+        (**self).ttls()
+    }
+}

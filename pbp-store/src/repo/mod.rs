@@ -55,6 +55,45 @@ pub trait Repository: Send + Sync {
     async fn ping(&self) -> Result<()>;
 }
 
+/// A shared repository is a repository: lets a process pick its store at run time (`Arc<dyn Repository>`) and
+/// still wrap it, e.g. in a [`CachedRepository`](crate::cache::CachedRepository).
+#[async_trait]
+impl<T: Repository + ?Sized> Repository for std::sync::Arc<T> {
+    async fn upsert_teams(&self, teams: &[TeamRow]) -> Result<UpsertOutcome> {
+        (**self).upsert_teams(teams).await
+    }
+    async fn upsert_games(&self, games: &[GameRow]) -> Result<UpsertOutcome> {
+        (**self).upsert_games(games).await
+    }
+    async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome> {
+        (**self).upsert_plays(plays).await
+    }
+    async fn upsert_game_states(&self, states: &[GameStateRow]) -> Result<UpsertOutcome> {
+        (**self).upsert_game_states(states).await
+    }
+    async fn teams(&self, league: Option<&str>) -> Result<Vec<TeamRow>> {
+        (**self).teams(league).await
+    }
+    async fn games(&self, query: &GamesQuery) -> Result<Vec<GameRow>> {
+        (**self).games(query).await
+    }
+    async fn game(&self, game_id: &str) -> Result<Option<GameRow>> {
+        (**self).game(game_id).await
+    }
+    async fn plays(&self, game_id: &str, query: &PlaysQuery) -> Result<Vec<PlayRow>> {
+        (**self).plays(game_id, query).await
+    }
+    async fn last_plays(&self, game_id: &str, n: u32) -> Result<Vec<PlayRow>> {
+        (**self).last_plays(game_id, n).await
+    }
+    async fn game_state(&self, game_id: &str) -> Result<Option<GameStateRow>> {
+        (**self).game_state(game_id).await
+    }
+    async fn ping(&self) -> Result<()> {
+        (**self).ping().await
+    }
+}
+
 /// Keeps the last row of each key, in the order of first appearance, and counts the dropped duplicates.
 pub(crate) fn dedup_last<'a, T, K: Eq + std::hash::Hash>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> (Vec<&'a T>, u64) {
     let mut index = std::collections::HashMap::with_capacity(rows.len());

@@ -1,0 +1,144 @@
+//! Options and wiring shared by the pipeline commands (`ingest`, `enrich`, `serve`, `run`, `replay`): where the
+//! topics, schemas, rows and cache live, and how ESPN is reached.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use pbp_avro::SchemaRegistry;
+use pbp_avro::registry::{EmbeddedRegistry, HttpRegistry};
+use pbp_dataflow::{DataflowMetrics, PipelineConfig, Transport, TransportConfig};
+use pbp_espn::League;
+use pbp_store::cache::{CacheTtls, CachedRepository, MemoryCache, RedisCache};
+use pbp_store::{PgConfig, PgStore, Repository, SqliteStore};
+
+/// Where the pipelines keep their data. Every option has a `PBP_*` environment variable; with none given,
+/// everything runs in this process (the embedded default).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServiceArgs {
+    /// The log the pipelines' topics live on: `embedded` (in this process; only `pbp run` and `pbp replay`
+    /// can use it, since the other commands need a log shared between processes) or
+    /// `kafka://HOST:PORT[,HOST:PORT...]` (Apache Kafka, Redpanda, tansu).
+    #[arg(long, env = "PBP_TRANSPORT", default_value = "embedded")]
+    pub(crate) transport: TransportConfig,
+    /// URL of a Confluent-compatible schema registry (e.g. `pbp schema-registry`). Required with Kafka; with
+    /// the embedded log an in-process registry is used when it is not given.
+    #[arg(long, env = "PBP_SCHEMA_REGISTRY_URL")]
+    pub(crate) schema_registry: Option<String>,
+    /// PostgreSQL URL (`postgres://user@host/db`). Without it, the embedded SQLite store under `--data-dir`.
+    #[arg(long, env = "PBP_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// Redis URL (`redis://host:port`). Without it, an in-process cache.
+    #[arg(long, env = "PBP_REDIS_URL")]
+    pub(crate) redis_url: Option<String>,
+    /// Directory of the embedded store (`pbp.sqlite3`), created if missing.
+    #[arg(long, env = "PBP_DATA_DIR", default_value = "./pbp-data")]
+    pub(crate) data_dir: PathBuf,
+    /// Records per pipeline batch: larger batches mean fewer, larger store writes.
+    #[arg(long, env = "PBP_BATCH_SIZE", default_value_t = 1024)]
+    pub(crate) batch_size: usize,
+    /// How long a store write waits for the rows it refers to (a play's game, a game's teams) to land from
+    /// their own topics before dead-lettering the orphans, in milliseconds.
+    #[arg(long, env = "PBP_PARENT_WAIT_MS", default_value_t = 30_000)]
+    pub(crate) parent_wait_ms: u64,
+}
+
+impl ServiceArgs {
+    /// Pipeline settings from the options.
+    pub(crate) fn pipeline_config(&self) -> PipelineConfig {
+        PipelineConfig { batch_size: self.batch_size.max(1), ..PipelineConfig::DEFAULT }
+    }
+
+    /// The parent wait as a duration.
+    pub(crate) fn parent_wait(&self) -> Duration {
+        Duration::from_millis(self.parent_wait_ms)
+    }
+
+    /// Connects the transport.
+    pub(crate) fn connect_transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
+        self.transport.connect().context("cannot connect the transport")
+    }
+
+    /// Refuses the embedded log for a command that shares topics with other processes.
+    pub(crate) fn require_shared_log(&self, command: &str) -> anyhow::Result<()> {
+        if matches!(self.transport, TransportConfig::Embedded { .. }) {
+            anyhow::bail!(
+                "`pbp {command}` exchanges records with other processes: give it a Kafka transport \
+                 (--transport kafka://HOST:PORT), or run everything in one process with `pbp run`"
+            );
+        }
+        Ok(())
+    }
+
+    /// The schema registry: the given URL, else an in-process one (embedded log only).
+    pub(crate) fn registry(&self) -> anyhow::Result<Arc<dyn SchemaRegistry>> {
+        match (&self.schema_registry, &self.transport) {
+            (Some(url), _) => Ok(Arc::new(HttpRegistry::new(url)?)),
+            (None, TransportConfig::Embedded { .. }) => Ok(Arc::new(EmbeddedRegistry::new())),
+            (None, TransportConfig::Kafka { .. }) => anyhow::bail!(
+                "a Kafka transport needs a schema registry shared by every process: give --schema-registry URL \
+                 (e.g. of `pbp schema-registry`)"
+            ),
+        }
+    }
+
+    /// The store behind its cache: PostgreSQL or the embedded SQLite file, Redis or the in-process cache.
+    pub(crate) async fn repository(&self) -> anyhow::Result<Arc<dyn Repository>> {
+        let store: Arc<dyn Repository> = match &self.database_url {
+            Some(url) => Arc::new(
+                PgStore::connect(PgConfig::new(url.clone())).await.context("cannot open the PostgreSQL store")?,
+            ),
+            None => Arc::new(
+                SqliteStore::open(&self.data_dir, 4)
+                    .await
+                    .with_context(|| format!("cannot open the embedded store in {}", self.data_dir.display()))?,
+            ),
+        };
+        let ttls = CacheTtls::default();
+        let repository: Arc<dyn Repository> = match &self.redis_url {
+            Some(url) => {
+                let cache = RedisCache::connect(url, "pbp", ttls, 8).await.context("cannot connect to Redis")?;
+                Arc::new(CachedRepository::new(store, cache))
+            }
+            None => Arc::new(CachedRepository::new(store, MemoryCache::new(ttls))),
+        };
+        Ok(repository)
+    }
+}
+
+/// How ESPN is polled.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EspnArgs {
+    /// Base URL of every ESPN endpoint, e.g. the fake server of `pbp espn serve-fixtures --live`
+    /// (`http://127.0.0.1:8080`) to run offline. Without it, ESPN's public hosts.
+    #[arg(long, env = "PBP_ESPN_URL")]
+    pub(crate) espn_url: Option<String>,
+    /// Leagues to follow, comma-separated: nba, wnba, mens-college-basketball, womens-college-basketball.
+    #[arg(long, env = "PBP_LEAGUES", value_delimiter = ',', default_value = "nba")]
+    pub(crate) leagues: Vec<League>,
+    /// Scoreboard date `YYYYMMDD` to follow; without it, ESPN's "today".
+    #[arg(long, env = "PBP_DATE")]
+    pub(crate) date: Option<String>,
+    /// Milliseconds between play-by-play polls of a live game.
+    #[arg(long, env = "PBP_PLAYS_INTERVAL_MS", default_value_t = 5_000)]
+    pub(crate) plays_interval_ms: u64,
+    /// Milliseconds between scoreboard polls while a game is live (the idle interval is three times longer).
+    #[arg(long, env = "PBP_SCOREBOARD_INTERVAL_MS", default_value_t = 10_000)]
+    pub(crate) scoreboard_interval_ms: u64,
+}
+
+/// Process-wide metrics: one Prometheus registry for every component.
+pub(crate) struct Metrics {
+    pub(crate) registry: prometheus_client::registry::Registry,
+    pub(crate) dataflow: Arc<DataflowMetrics>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let dataflow = DataflowMetrics::register(&mut registry);
+        Self { registry, dataflow }
+    }
+}

@@ -1,0 +1,186 @@
+//! A dataflow sink that upserts rows into the store: the end of the serve pipelines.
+//!
+//! Each batch is written in one repository call (one transaction, multi-row statements), so a season replay is
+//! not bound by round trips. Writes are idempotent, which makes the pipeline's at-least-once delivery exact in
+//! the store.
+//!
+//! Failures are told apart:
+//! * **A row the schema refuses** ([`StoreError::Invalid`]): that row goes to the dead-letter queue, the rest of
+//!   the batch is written.
+//! * **A parent not stored yet** (a play whose game, or a game whose team, has not landed): the topics are
+//!   consumed by separate pipelines, so a child can overtake its parent by a moment. The batch is retried with
+//!   backoff for up to [`StoreSink::with_parent_wait`]; rows still orphaned after that are dead-lettered.
+//! * **The database unreachable**: retried with backoff for up to the same time, then the pipeline stops
+//!   without committing (it resumes from its last commit when restarted).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use pbp_dataflow::sink::{Sink, SinkRejection};
+use pbp_dataflow::{Error, Origin, Record, Rejection};
+use pbp_store::{Repository, StoreError, UpsertOutcome};
+
+/// How a kind of row is written.
+pub(crate) type WriteRows<R> =
+    for<'a> fn(&'a dyn Repository, &'a [R]) -> BoxFuture<'a, Result<UpsertOutcome, StoreError>>;
+
+/// Upserts each record's row into a repository.
+pub(crate) struct StoreSink<V, R> {
+    repository: Arc<dyn Repository>,
+    table: &'static str,
+    to_row: fn(&V) -> R,
+    row_key: fn(&R) -> String,
+    write_rows: WriteRows<R>,
+    parent_wait: Duration,
+    written: UpsertOutcome,
+}
+
+impl<V, R> StoreSink<V, R> {
+    /// A sink writing `table` rows made by `to_row` with `write_rows`; `row_key` names a row in errors.
+    pub(crate) fn new(
+        repository: Arc<dyn Repository>,
+        table: &'static str,
+        to_row: fn(&V) -> R,
+        row_key: fn(&R) -> String,
+        write_rows: WriteRows<R>,
+    ) -> Self {
+        Self {
+            repository,
+            table,
+            to_row,
+            row_key,
+            write_rows,
+            parent_wait: Duration::from_secs(30),
+            written: UpsertOutcome::default(),
+        }
+    }
+
+    /// How long a batch waits for missing parents (and for an unreachable database) before giving up.
+    pub(crate) fn with_parent_wait(mut self, wait: Duration) -> Self {
+        self.parent_wait = wait;
+        self
+    }
+}
+
+impl<V, R> StoreSink<V, R> {
+    fn failed(&self, error: StoreError) -> Error {
+        Error::Sink { sink: format!("store:{}", self.table), source: Box::new(error) }
+    }
+}
+
+fn is_missing_parent(error: &StoreError) -> bool {
+    matches!(error, StoreError::UnknownGame { .. } | StoreError::UnknownTeam { .. })
+}
+
+fn is_transient(error: &StoreError) -> bool {
+    matches!(error, StoreError::Connect { .. } | StoreError::Pool { .. } | StoreError::Database { .. })
+}
+
+impl<V, R> StoreSink<V, R>
+where
+    R: Send + Sync,
+{
+    /// Writes `rows`, retrying missing parents and transient errors until `deadline`. Returns the indices of
+    /// rows refused for good, with their reasons.
+    async fn write_all(&mut self, rows: &[R]) -> Result<Vec<(usize, Rejection)>, Error> {
+        let mut rejected: Vec<(usize, Rejection)> = Vec::new();
+        let mut live: Vec<usize> = (0..rows.len()).collect();
+        let deadline = Instant::now() + self.parent_wait;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            if live.is_empty() {
+                return Ok(rejected);
+            }
+            let result = if live.len() == rows.len() {
+                (self.write_rows)(self.repository.as_ref(), rows).await
+            } else {
+                write_subset(self.write_rows, self.repository.as_ref(), rows, &live).await
+            };
+            match result {
+                Ok(outcome) => {
+                    self.written.add(outcome);
+                    return Ok(rejected);
+                }
+                Err(StoreError::Invalid { key, reason, .. }) => {
+                    // Refuse that row, write the others.
+                    let Some(pos) = live.iter().position(|&i| (self.row_key)(&rows[i]) == key) else {
+                        let error = StoreError::Invalid { table: self.table, key, reason };
+                        return Err(Error::Sink { sink: self.table.to_owned(), source: Box::new(error) });
+                    };
+                    let index = live.remove(pos);
+                    tracing::warn!(table = self.table, %key, %reason, "Row refused by the store; dead-lettered.");
+                    rejected.push((index, Rejection::new("InvalidRow", format!("{} row {key}: {reason}", self.table))));
+                }
+                Err(error) if is_missing_parent(&error) || is_transient(&error) => {
+                    if Instant::now() >= deadline {
+                        if is_transient(&error) {
+                            return Err(self.failed(error));
+                        }
+                        // Find the orphans one row at a time, write the rest.
+                        for &i in &live {
+                            match write_subset(self.write_rows, self.repository.as_ref(), rows, &[i]).await {
+                                Ok(outcome) => self.written.add(outcome),
+                                Err(e) if is_missing_parent(&e) || matches!(e, StoreError::Invalid { .. }) => {
+                                    tracing::warn!(table = self.table, key = %(self.row_key)(&rows[i]), error = %e, "Row dead-lettered.");
+                                    rejected.push((i, Rejection::from_error(&e)));
+                                }
+                                Err(e) => return Err(self.failed(e)),
+                            }
+                        }
+                        return Ok(rejected);
+                    }
+                    tracing::debug!(table = self.table, %error, ?backoff, "Store write waiting for its parents or the database.");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(error) => return Err(self.failed(error)),
+            }
+        }
+    }
+}
+
+async fn write_subset<R>(
+    write_rows: WriteRows<R>,
+    repository: &dyn Repository,
+    rows: &[R],
+    indices: &[usize],
+) -> Result<UpsertOutcome, StoreError> {
+    // Contiguous runs are written as slices; a store call needs a slice of rows.
+    let mut total = UpsertOutcome::default();
+    let mut start = 0;
+    while start < indices.len() {
+        let mut end = start + 1;
+        while end < indices.len() && indices[end] == indices[end - 1] + 1 {
+            end += 1;
+        }
+        let slice = &rows[indices[start]..=indices[end - 1]];
+        total.add(write_rows(repository, slice).await?);
+        start = end;
+    }
+    Ok(total)
+}
+
+#[async_trait]
+impl<K, V, R> Sink<K, V> for StoreSink<V, R>
+where
+    K: Send + 'static,
+    V: Send + Sync + 'static,
+    R: Send + Sync + 'static,
+{
+    async fn write(&mut self, batch: &mut Vec<Record<K, V>>) -> Result<Vec<SinkRejection>, Error> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<R> = batch.iter().map(|r| (self.to_row)(&r.value)).collect();
+        let origins: Vec<Option<Origin>> = batch.drain(..).map(|r| r.origin).collect();
+        let rejected = self.write_all(&rows).await?;
+        Ok(rejected.into_iter().map(|(i, rejection)| SinkRejection { origin: origins[i].clone(), rejection }).collect())
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        // Every write is committed before `write` returns.
+        Ok(())
+    }
+}
