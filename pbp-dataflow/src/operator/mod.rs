@@ -201,7 +201,8 @@ where
 }
 
 /// Wraps an operator with a stage name and per-stage counters; fills the stage into its rejections and
-/// failures. Every combinator adds its operator inside a `Stage`.
+/// failures (and into [`Error::StageFailed`] from [`Operator::after_batch`]). Every combinator adds its operator
+/// inside a `Stage`.
 #[derive(Debug)]
 pub struct Stage<O> {
     op: O,
@@ -267,7 +268,15 @@ where
 
     async fn after_batch(&mut self) -> Result<Vec<SinkRejection>, Error> {
         let name = self.name.clone();
-        let mut rejected = self.op.after_batch().await?;
+        let mut rejected = match self.op.after_batch().await {
+            Ok(rejected) => rejected,
+            // An operator that fails while writing a batch's side output (an aggregate's changelog) does not know
+            // its stage name, as it does not for a record's `Outcome::Fail`.
+            Err(Error::StageFailed { stage, origin, source }) if stage.is_empty() => {
+                return Err(Error::StageFailed { stage: name.to_string(), origin, source });
+            }
+            Err(e) => return Err(e),
+        };
         for r in &mut rejected {
             if r.rejection.stage.is_empty() {
                 r.rejection.stage = name.clone();

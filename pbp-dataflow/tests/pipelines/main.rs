@@ -47,6 +47,12 @@ macro_rules! scenarios {
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_state_encoded_as_null_stops_the_pipeline_without_committing() {
+                if let Some(env) = $env {
+                    crate::common::bounded(s::a_state_encoded_as_null_stops_the_pipeline_without_committing(env)).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn records_of_one_key_keep_their_order() {
                 if let Some(env) = $env {
                     crate::common::bounded(s::records_of_one_key_keep_their_order(env)).await;

@@ -298,6 +298,59 @@ pub async fn dlq_limit_stops_the_pipeline_without_committing(env: Env) {
     assert_eq!(p.run_until_idle().await.unwrap().polled, 12, "the stopped batch was not committed");
 }
 
+/// Encodes every state as null, which an aggregate's changelog must never hold.
+struct NullState;
+
+impl pbp_dataflow::Codec<u64> for NullState {
+    fn encode(&self, _v: &u64) -> Result<Option<Bytes>, pbp_dataflow::CodecError> {
+        Ok(None)
+    }
+    fn decode(&self, b: Option<&Bytes>) -> Result<u64, pbp_dataflow::CodecError> {
+        BigEndian.decode(b)
+    }
+}
+
+pub async fn a_state_encoded_as_null_stops_the_pipeline_without_committing(env: Env) {
+    let (input, out, group, store_name) = (env.name("in"), env.name("out"), env.name("g"), env.name("counts"));
+    env.create(&input, 2).await;
+    env.create(&out, 2).await;
+    env.produce(&input, &keyed(0..40, 4), &Utf8, &BigEndian).await;
+    let build = |store: StateStore<String, u64>| {
+        env.dataflow("count")
+            .source(TopicSource::new(&input, &group, Utf8, BigEndian))
+            .aggregate_by_key(&store, |count: &mut u64, _r: &Record<String, u64>| {
+                *count += 1;
+                Ok(())
+            })
+            .to(TopicSink::new(&out, Utf8, BigEndian))
+    };
+    // The states are encoded after the batch (once per key): the error comes from there and stops the pipeline.
+    let mut p = build(StateStore::new(&store_name, Utf8, NullState));
+    match p.run_until_idle().await {
+        Err(Error::StageFailed { stage, source, .. }) => {
+            assert_eq!(stage, format!("aggregate:{store_name}"));
+            assert!(source.to_string().contains("encoded a state as null"), "{source}");
+        }
+        other => panic!("expected the aggregate to stop the pipeline, got {other:?}"),
+    }
+    assert!(p.checkpoint().await.is_err(), "a failed pipeline does not commit");
+    drop(p);
+    assert!(env.read_all(&format!("{store_name}-changelog")).await.is_empty(), "no tombstone, no state");
+    assert!(env.read_all(&out).await.is_empty(), "the failed batch stopped before its output was written");
+
+    let mut p = build(StateStore::new(&store_name, Utf8, BigEndian));
+    assert_eq!(p.run_until_idle().await.unwrap().polled, 40, "nothing was committed: every record comes again");
+    drop(p);
+    let counts: HashMap<String, u64> = StateStore::<String, u64>::new(&store_name, Utf8, BigEndian)
+        .read_all(env.transport.as_ref())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, s)| (k, s.state))
+        .collect();
+    assert_eq!(counts, (0..4).map(|k| (format!("k{k}"), 10)).collect::<HashMap<_, _>>());
+}
+
 pub async fn records_of_one_key_keep_their_order(env: Env) {
     let (input, out, group) = (env.name("in"), env.name("out"), env.name("g"));
     env.create(&input, 4).await;
