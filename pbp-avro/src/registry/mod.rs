@@ -5,7 +5,7 @@
 //!
 //! * [`HttpRegistry`]: a client of the Confluent Schema Registry REST API, with caches.
 //! * [`EmbeddedRegistry`]: an in-process registry for the embedded default, optionally durable in a journal
-//!   file.
+//!   ([`JournalStore`]) such as a file ([`FileJournal`]).
 //! * [`RegistryApi`]: the Confluent REST API subset over an [`EmbeddedRegistry`], as plain
 //!   `(method, path, body) -> (status, body)`; `pbp schema-registry` puts it behind an HTTP server.
 //!
@@ -26,7 +26,7 @@ pub use client::HttpRegistry;
 pub use compat::{Compatibility, check_compatibility};
 pub use core::{RegisteredSchema, RegistryCore, VersionSelector};
 pub use embedded::EmbeddedRegistry;
-pub use journal::{JOURNAL_FILE, Journal};
+pub use journal::{FileJournal, JOURNAL_FILE, JournalEntry, JournalStore};
 pub use server_core::{ApiResponse, CONTENT_TYPE, RegistryApi};
 
 /// The subject under which a topic's value schema is registered (Confluent's `TopicNameStrategy`).
@@ -112,11 +112,11 @@ pub enum RegistryError {
         /// What was wrong.
         message: String,
     },
-    /// The journal file could not be read or written.
-    #[error("schema journal {path}: {message}")]
+    /// The journal could not be read or written, or holds entries that do not follow on.
+    #[error("schema journal {location}: {message}")]
     Journal {
-        /// The journal's path.
-        path: String,
+        /// Where the journal is, as [`JournalStore::describe`] says (for a file, its path).
+        location: String,
         /// What went wrong.
         message: String,
     },
