@@ -3,10 +3,14 @@
 //!
 //! A registry's state is a short history of changes ([`JournalEntry`]): schemas registered and compatibility
 //! levels set. A [`JournalStore`] keeps that history; at start the core replays it, and every later change is
-//! appended (durably) before the core applies and acknowledges it. [`FileJournal`] is an append-only file of
-//! JSON lines in a data directory, synced on every append.
+//! appended (durably) before the core applies and acknowledges it. Two stores:
+//!
+//! * [`FileJournal`]: an append-only file of JSON lines in a data directory, synced on every append.
+//! * [`TopicJournal`]: a compacted topic with one partition on a [`Transport`](pbp_dataflow::Transport), as
+//!   Confluent's Schema Registry keeps its `_schemas` topic.
 
 mod file;
+mod topic;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +18,7 @@ use super::RegistryError;
 use super::compat::Compatibility;
 
 pub use file::{FileJournal, JOURNAL_FILE};
+pub use topic::{DEFAULT_SCHEMAS_TOPIC, TopicJournal};
 
 /// One change to a registry, as a journal keeps it. Serialized as one JSON object tagged by `op`:
 ///
