@@ -35,7 +35,13 @@ enum Command {
     Serve(cmd::pipelines::ServeArgs),
     /// Push recorded ESPN games through ingest, enrich and store as fast as possible.
     Replay(cmd::replay::ReplayArgs),
-    /// Serve the Confluent Schema Registry REST API subset that pbp uses, with schemas kept in a journal.
+    /// Serve the Confluent Schema Registry REST API subset that pbp uses, with schemas kept in a compacted
+    /// topic (`--transport kafka://...`) or a journal file (`--data-dir`).
+    ///
+    /// Schemas are kept in one place, read at start and written before each change is acknowledged: with a
+    /// Kafka --transport in the compacted topic --schemas-topic (one partition; run one registry per topic,
+    /// as its only writer), with --data-dir in the file schemas.journal there; giving both is an error.
+    /// With neither, they live in memory and are lost at exit.
     SchemaRegistry(cmd::schema_registry::SchemaRegistryArgs),
     /// Kafka topics: create the project's topics with their partition counts and configs.
     #[command(subcommand)]

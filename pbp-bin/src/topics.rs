@@ -22,6 +22,9 @@ pub(crate) const DLQ_INGEST: &str = "dlq.ingest";
 pub(crate) const DLQ_ENRICH: &str = "dlq.enrich";
 /// Dead letters of the serve pipeline.
 pub(crate) const DLQ_SERVE: &str = "dlq.serve";
+/// The schema registry's journal (`pbp schema-registry --transport kafka://...`), as Confluent names it:
+/// compacted, one partition so that its entries keep their order.
+pub(crate) const SCHEMAS: &str = pbp_avro::registry::DEFAULT_SCHEMAS_TOPIC;
 
 /// Partitions of the play topics and of everything co-partitioned with them.
 const PLAY_PARTITIONS: u32 = 12;
@@ -32,13 +35,15 @@ const GAME_PARTITIONS: u32 = 6;
 const REF_PARTITIONS: u32 = 1;
 /// Dead-letter topics carry little traffic; three partitions spread it without co-partitioning rules.
 const DLQ_PARTITIONS: u32 = 3;
+/// The registry reads its journal in order and refuses a topic with more partitions.
+const SCHEMAS_PARTITIONS: u32 = 1;
 
 /// The changelog topic of a state store, as pbp-dataflow names it.
 pub(crate) fn changelog_of(store: &str) -> String {
     format!("{store}-changelog")
 }
 
-/// Every topic the pipelines use, with its partition count and cleanup policy.
+/// Every topic the pipelines and the schema registry use, with its partition count and cleanup policy.
 pub(crate) fn all() -> Vec<TopicSpec> {
     vec![
         TopicSpec::new(RAW_SCOREBOARD, GAME_PARTITIONS),
@@ -50,6 +55,7 @@ pub(crate) fn all() -> Vec<TopicSpec> {
         TopicSpec::new(DLQ_INGEST, DLQ_PARTITIONS),
         TopicSpec::new(DLQ_ENRICH, DLQ_PARTITIONS),
         TopicSpec::new(DLQ_SERVE, DLQ_PARTITIONS),
+        TopicSpec::compacted(SCHEMAS, SCHEMAS_PARTITIONS),
     ]
 }
 
@@ -81,6 +87,8 @@ mod tests {
         assert!(changelog.compacted);
         assert_eq!(changelog.partitions, find(RAW_PLAYS).partitions);
         assert_eq!(find(ENRICHED_PLAYS).partitions, find(RAW_PLAYS).partitions);
+        let schemas = find(SCHEMAS);
+        assert!(schemas.compacted && schemas.partitions == 1, "the registry's journal: {schemas:?}");
         let names: std::collections::HashSet<_> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names.len(), specs.len(), "names are unique");
     }

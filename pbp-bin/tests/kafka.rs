@@ -1,5 +1,6 @@
 //! On a Kafka-protocol broker: `pbp topics create`, PlayEvents in Avro through the broker and the schema
-//! registry, and the JSON fallback with dead letters on the wire.
+//! registry, the schema registry keeping its schemas in a compacted topic across restarts, and the JSON
+//! fallback with dead letters on the wire.
 //!
 //! Runs against `PBP_KAFKA_BROKERS` (default `127.0.0.1:9092`); skipped with a printed reason when no broker
 //! answers, unless `PBP_REQUIRE_SERVICES` is set, which makes an unreachable broker a failure. Every test is
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use bytes::Bytes;
 use pbp_avro::registry::HttpRegistry;
-use pbp_avro::{AvroCodec, PlayEvent};
+use pbp_avro::{AvroCodec, AvroRecord, GameState, PlayEvent, SchemaRegistry};
 use pbp_dataflow::codec::Utf8;
 use pbp_dataflow::dlq::{self, DlqLimit};
 use pbp_dataflow::pipeline::PipelineConfig;
@@ -106,6 +107,7 @@ async fn topics_create_is_idempotent_and_sets_partition_counts() -> anyhow::Resu
         ("dlq.ingest", 3),
         ("dlq.enrich", 3),
         ("dlq.serve", 3),
+        ("_schemas", 1),
     ];
     let first = {
         let prefix = prefix.clone();
@@ -143,12 +145,26 @@ struct Registry {
 
 impl Registry {
     async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts it with extra options and waits until it listens (after it has read its journal).
+    async fn start_with(options: &[&str]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(PBP).args(["schema-registry", "--listen", &addr]).stdout(Stdio::null()).spawn()?;
-        let registry = Self { child, url: format!("http://{addr}") };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let child = Command::new(PBP)
+            .args(["schema-registry", "--listen", &addr])
+            .args(options)
+            .env_remove("PBP_TRANSPORT")
+            .env_remove("PBP_SCHEMA_REGISTRY_DATA_DIR")
+            .stdout(Stdio::null())
+            .spawn()?;
+        let mut registry = Self { child, url: format!("http://{addr}") };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            if let Some(status) = registry.child.try_wait()? {
+                anyhow::bail!("pbp schema-registry {options:?} exited with {status} before listening");
+            }
             ensure!(tokio::time::Instant::now() < deadline, "pbp schema-registry did not listen on {addr}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -223,6 +239,56 @@ async fn avro_round_trip(transport: Arc<KafkaTransport>) -> anyhow::Result<()> {
     assert_eq!(received, expected);
     assert!(registry.subjects().await?.contains(&format!("{output}-value")));
     transport.delete_topics(&[&input, &output]).await?;
+    Ok(())
+}
+
+const REQUIRED_FIELD_ADDED: &str = r#"{"type":"record","name":"PlayEvent","namespace":"com.playbyplay","fields":[
+    {"name":"game_id","type":"string"},{"name":"brand_new","type":"string"}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_registry_keeps_its_schemas_in_a_compacted_topic_across_restarts() -> anyhow::Result<()> {
+    let Some(transport) = broker() else { return Ok(()) };
+    tokio::time::timeout(Duration::from_secs(120), registry_on_a_topic(transport)).await.context("timed out")?
+}
+
+async fn registry_on_a_topic(transport: Arc<KafkaTransport>) -> anyhow::Result<()> {
+    let topic = unique("_schemas");
+    let kafka = format!("kafka://{}", brokers());
+    let options = ["--transport", kafka.as_str(), "--schemas-topic", topic.as_str()];
+
+    let first = Registry::start_with(&options).await?;
+    let client = HttpRegistry::new(&first.url)?;
+    assert_eq!(client.register("raw.plays-value", PlayEvent::SCHEMA).await?, 1);
+    assert_eq!(client.register("game.state-value", GameState::SCHEMA).await?, 2);
+    assert_eq!(client.register("enriched.plays-value", PlayEvent::SCHEMA).await?, 1, "one id per schema");
+    client.set_global_compatibility("NONE").await?;
+    assert_eq!(client.register("raw.plays-value", REQUIRED_FIELD_ADDED).await?, 3);
+    // Killed, not stopped: what it acknowledged must already be in the topic.
+    drop(first);
+
+    let second = Registry::start_with(&options).await?;
+    let client = HttpRegistry::new(&second.url)?;
+    let mut subjects = client.subjects().await?;
+    subjects.sort();
+    assert_eq!(subjects, ["enriched.plays-value", "game.state-value", "raw.plays-value"]);
+    assert_eq!(client.versions("raw.plays-value").await?, vec![1, 2]);
+    assert_eq!(client.latest("raw.plays-value").await?.0, 3);
+    assert_eq!(&*client.schema_by_id(2).await?, GameState::SCHEMA);
+    assert_eq!(&*client.schema_by_id(3).await?, REQUIRED_FIELD_ADDED);
+    assert_eq!(client.global_compatibility().await?, "NONE");
+    assert_eq!(client.register("raw.plays-value", PlayEvent::SCHEMA).await?, 1, "already registered");
+    assert_eq!(client.register("scoreboard-value", pbp_avro::ScoreboardEvent::SCHEMA).await?, 4, "the next id");
+    drop(second);
+
+    // The journal on the wire: one partition, one record per change, keyed like Confluent's.
+    assert_eq!(transport.partitions(&topic).await?, 1);
+    let records = read_all(&transport, &topic).await?;
+    assert_eq!(records.len(), 6);
+    let key = std::str::from_utf8(records[0].record.key.as_deref().context("a key")?)?;
+    assert_eq!(key, r#"{"keytype":"SCHEMA","subject":"raw.plays-value","version":1}"#);
+    let key = std::str::from_utf8(records[3].record.key.as_deref().context("a key")?)?;
+    assert_eq!(key, r#"{"keytype":"CONFIG","subject":null}"#);
+    transport.delete_topics(&[&topic]).await?;
     Ok(())
 }
 

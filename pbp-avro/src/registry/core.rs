@@ -8,7 +8,7 @@ use apache_avro::Schema;
 
 use super::RegistryError;
 use super::compat::{Compatibility, check_compatibility};
-use super::journal::{Entry, Journal};
+use super::journal::{JournalEntry, JournalStore};
 
 /// A schema as registered under a subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +59,15 @@ struct Subject {
 }
 
 /// The registry state: schemas by id (one id per distinct schema, by canonical form, across subjects),
-/// subjects with their versions, and compatibility levels. With a [`Journal`], every change is appended to it
-/// before it is applied, and [`RegistryCore::open`] replays it.
+/// subjects with their versions, and compatibility levels. With a journal ([`JournalStore`]), every change is
+/// appended to it before it is applied, and [`RegistryCore::open`] replays it.
 #[derive(Debug, Default)]
 pub struct RegistryCore {
     schemas: Vec<Stored>,
     by_canonical: HashMap<String, u32>,
     subjects: BTreeMap<String, Subject>,
     global: Compatibility,
-    journal: Option<Journal>,
+    journal: Option<Box<dyn JournalStore>>,
 }
 
 fn parse(schema: &str) -> Result<Schema, RegistryError> {
@@ -80,23 +80,27 @@ impl RegistryCore {
         Self::default()
     }
 
-    /// A registry backed by `journal`: its entries are replayed now and new changes appended.
-    pub fn open(mut journal: Journal) -> Result<Self, RegistryError> {
+    /// A registry backed by `journal`: its entries are replayed now and new changes appended. Entries whose
+    /// version or id does not follow on from the ones before are an error: renumbering would give data
+    /// already written a different schema.
+    pub fn open(mut journal: Box<dyn JournalStore>) -> Result<Self, RegistryError> {
         let mut core = Self::new();
-        for entry in journal.replay()? {
+        let entries = journal.replay()?;
+        tracing::info!(journal = %journal.describe(), entries = entries.len(), "replaying the schema journal");
+        core.journal = Some(journal);
+        for entry in entries {
             core.apply(entry)?;
         }
-        core.journal = Some(journal);
         Ok(core)
     }
 
-    fn apply(&mut self, entry: Entry) -> Result<(), RegistryError> {
+    fn apply(&mut self, entry: JournalEntry) -> Result<(), RegistryError> {
         match entry {
-            Entry::Register { subject, version, id, schema } => {
+            JournalEntry::Register { subject, version, id, schema } => {
                 let expected_version = self.subjects.get(&subject).map_or(0, |s| s.versions.len()) + 1;
                 if version as usize != expected_version {
                     return Err(RegistryError::Journal {
-                        path: self.journal_path(),
+                        location: self.journal_location(),
                         message: format!("entry for {subject} has version {version}, expected {expected_version}"),
                     });
                 }
@@ -108,25 +112,30 @@ impl RegistryCore {
                     self.by_canonical.insert(canonical, id);
                 } else if self.by_canonical.get(&canonical) != Some(&id) {
                     return Err(RegistryError::Journal {
-                        path: self.journal_path(),
+                        location: self.journal_location(),
                         message: format!("entry for {subject} v{version} has id {id}, expected {expected_id}"),
                     });
                 }
                 self.subjects.entry(subject).or_default().versions.push(id);
             }
-            Entry::Config { subject: None, compatibility } => self.global = compatibility,
-            Entry::Config { subject: Some(subject), compatibility } => {
+            JournalEntry::Config { subject: None, compatibility } => self.global = compatibility,
+            JournalEntry::Config { subject: Some(subject), compatibility } => {
                 self.subjects.entry(subject).or_default().compatibility = Some(compatibility);
             }
         }
         Ok(())
     }
 
-    fn journal_path(&self) -> String {
-        self.journal.as_ref().map(|j| j.path().display().to_string()).unwrap_or_else(|| "(memory)".to_owned())
+    /// Where the journal is ([`JournalStore::describe`]), or `None` for a registry kept in memory only.
+    pub fn journal(&self) -> Option<String> {
+        self.journal.as_ref().map(|j| j.describe())
     }
 
-    fn record(&mut self, entry: Entry) -> Result<(), RegistryError> {
+    fn journal_location(&self) -> String {
+        self.journal.as_ref().map_or_else(|| "(memory)".to_owned(), |j| j.describe())
+    }
+
+    fn record(&mut self, entry: JournalEntry) -> Result<(), RegistryError> {
         if let Some(journal) = &mut self.journal {
             journal.append(&entry)?;
         }
@@ -156,7 +165,7 @@ impl RegistryCore {
 
     /// Sets the global level (`subject` `None`) or a subject's.
     pub fn set_compatibility(&mut self, subject: Option<&str>, level: Compatibility) -> Result<(), RegistryError> {
-        self.record(Entry::Config { subject: subject.map(str::to_owned), compatibility: level })
+        self.record(JournalEntry::Config { subject: subject.map(str::to_owned), compatibility: level })
     }
 
     /// Registers `schema` under `subject`. An equal schema (same canonical form) already under the subject
@@ -175,7 +184,7 @@ impl RegistryCore {
         self.check(subject, &parsed)?;
         let id = existing_id.unwrap_or(u32::try_from(self.schemas.len() + 1).unwrap_or(u32::MAX));
         let version = self.subjects.get(subject).map_or(0, |s| s.versions.len()) as u32 + 1;
-        self.record(Entry::Register { subject: subject.to_owned(), version, id, schema: schema.to_owned() })?;
+        self.record(JournalEntry::Register { subject: subject.to_owned(), version, id, schema: schema.to_owned() })?;
         tracing::info!(subject, version, id, "schema registered");
         self.version(subject, VersionSelector::Number(version))
     }
@@ -251,6 +260,7 @@ impl RegistryCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::FileJournal;
 
     const V1: &str = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"int"}]}"#;
     const V2: &str = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"int"},{"name":"b","type":["null","string"],"default":null}]}"#;
@@ -310,14 +320,14 @@ mod tests {
     fn a_journal_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut core = RegistryCore::open(Journal::open_dir(dir.path()).unwrap()).unwrap();
+            let mut core = RegistryCore::open(Box::new(FileJournal::open_dir(dir.path()).unwrap())).unwrap();
             core.register("a-value", V1).unwrap();
             core.register("a-value", V2).unwrap();
             core.register("b-value", V1).unwrap();
             core.set_compatibility(None, Compatibility::Full).unwrap();
             core.set_compatibility(Some("b-value"), Compatibility::None).unwrap();
         }
-        let core = RegistryCore::open(Journal::open_dir(dir.path()).unwrap()).unwrap();
+        let core = RegistryCore::open(Box::new(FileJournal::open_dir(dir.path()).unwrap())).unwrap();
         assert_eq!(core.versions("a-value").unwrap(), vec![1, 2]);
         assert_eq!(core.version("b-value", VersionSelector::Latest).unwrap().id, 1);
         assert_eq!(&*core.schema(2).unwrap(), V2);

@@ -4,15 +4,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use pbp_dataflow::Transport;
 
 use super::core::RegistryCore;
-use super::journal::Journal;
+use super::journal::{FileJournal, JournalStore, TopicJournal};
 use super::{RegistryError, SchemaRegistry};
 
 /// A registry inside the process: a [`RegistryCore`] behind a lock. Clones share the same registry.
 ///
-/// [`EmbeddedRegistry::new`] keeps schemas in memory only; [`EmbeddedRegistry::open`] keeps them in a
-/// journal under a data directory, so ids stay stable across restarts.
+/// [`EmbeddedRegistry::new`] keeps schemas in memory only. The others keep them in a journal, so ids stay
+/// stable across restarts: [`EmbeddedRegistry::open`] in a file under a data directory,
+/// [`EmbeddedRegistry::open_topic`] in a compacted topic, [`EmbeddedRegistry::from_journal`] in any
+/// [`JournalStore`].
 ///
 /// ```
 /// use pbp_avro::registry::{EmbeddedRegistry, SchemaRegistry};
@@ -35,7 +38,19 @@ impl EmbeddedRegistry {
 
     /// A durable registry whose journal lives in `data_dir` (created if missing).
     pub fn open(data_dir: &Path) -> Result<Self, RegistryError> {
-        Ok(Self::from_core(RegistryCore::open(Journal::open_dir(data_dir)?)?))
+        Self::from_journal(Box::new(FileJournal::open_dir(data_dir)?))
+    }
+
+    /// A durable registry whose journal is the compacted topic `topic` on `transport` (created if missing,
+    /// with one partition), read to its end now. One registry process should own a topic; see
+    /// [`TopicJournal`].
+    pub async fn open_topic(transport: Arc<dyn Transport>, topic: &str) -> Result<Self, RegistryError> {
+        Self::from_journal(Box::new(TopicJournal::open(transport, topic).await?))
+    }
+
+    /// A durable registry over `journal`, replayed now.
+    pub fn from_journal(journal: Box<dyn JournalStore>) -> Result<Self, RegistryError> {
+        Ok(Self::from_core(RegistryCore::open(journal)?))
     }
 
     /// Wraps an existing core.

@@ -5,7 +5,7 @@
 //!
 //! * [`HttpRegistry`]: a client of the Confluent Schema Registry REST API, with caches.
 //! * [`EmbeddedRegistry`]: an in-process registry for the embedded default, optionally durable in a journal
-//!   file.
+//!   ([`JournalStore`]): a file ([`FileJournal`]) or a compacted topic ([`TopicJournal`]).
 //! * [`RegistryApi`]: the Confluent REST API subset over an [`EmbeddedRegistry`], as plain
 //!   `(method, path, body) -> (status, body)`; `pbp schema-registry` puts it behind an HTTP server.
 //!
@@ -26,7 +26,7 @@ pub use client::HttpRegistry;
 pub use compat::{Compatibility, check_compatibility};
 pub use core::{RegisteredSchema, RegistryCore, VersionSelector};
 pub use embedded::EmbeddedRegistry;
-pub use journal::{JOURNAL_FILE, Journal};
+pub use journal::{DEFAULT_SCHEMAS_TOPIC, FileJournal, JOURNAL_FILE, JournalEntry, JournalStore, TopicJournal};
 pub use server_core::{ApiResponse, CONTENT_TYPE, RegistryApi};
 
 /// The subject under which a topic's value schema is registered (Confluent's `TopicNameStrategy`).
@@ -112,11 +112,11 @@ pub enum RegistryError {
         /// What was wrong.
         message: String,
     },
-    /// The journal file could not be read or written.
-    #[error("schema journal {path}: {message}")]
+    /// The journal could not be read or written, or holds entries that do not follow on.
+    #[error("schema journal {location}: {message}")]
     Journal {
-        /// The journal's path.
-        path: String,
+        /// Where the journal is, as [`JournalStore::describe`] says: a file path, or a topic and its transport.
+        location: String,
         /// What went wrong.
         message: String,
     },
@@ -180,15 +180,27 @@ where
     Fut: std::future::Future<Output = Result<R, RegistryError>>,
     R: Send,
 {
+    on_helper_thread(make).unwrap_or_else(|message| Err(RegistryError::Blocking { message }))
+}
+
+/// Runs the future `make` builds to completion on a scoped helper thread with its own current-thread runtime,
+/// so that synchronous code can wait for async work whether or not it runs on a runtime's thread (blocking on
+/// the caller's own runtime could wait for itself). `Err` says why the helper could not run it.
+pub(crate) fn on_helper_thread<'a, F, Fut, R>(make: F) -> Result<R, String>
+where
+    F: FnOnce() -> Fut + Send + 'a,
+    Fut: std::future::Future<Output = R>,
+    R: Send,
+{
     std::thread::scope(|scope| {
         let handle = scope.spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| RegistryError::Blocking { message: format!("cannot start a runtime: {e}") })?;
-            runtime.block_on(make())
+                .map_err(|e| format!("cannot start a runtime: {e}"))?;
+            Ok(runtime.block_on(make()))
         });
-        handle.join().unwrap_or_else(|_| Err(RegistryError::Blocking { message: "lookup thread panicked".to_owned() }))
+        handle.join().unwrap_or_else(|_| Err("helper thread panicked".to_owned()))
     })
 }
 

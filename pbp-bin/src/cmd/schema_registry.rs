@@ -1,10 +1,12 @@
 //! `pbp schema-registry`: the Confluent Schema Registry REST API subset that pbp's client uses, served over
-//! hyper by pbp-avro's registry core. Schemas are kept in an append-only journal under `--data-dir`
-//! (`schemas.journal`), replayed at start; without `--data-dir` they live in memory only.
+//! hyper by pbp-avro's registry core. Schemas are kept, and replayed at start, in one journal: the compacted
+//! topic `--schemas-topic` (default `_schemas`) with a Kafka `--transport`, as Confluent keeps them, or the
+//! append-only file `schemas.journal` under `--data-dir`; with neither they live in memory only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::bail;
 use bytes::Bytes;
 use clap::Args;
 use http_body_util::{BodyExt, Full, Limited};
@@ -12,30 +14,81 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pbp_avro::registry::{CONTENT_TYPE, EmbeddedRegistry, RegistryApi};
+use pbp_dataflow::TransportConfig;
 use tokio::net::TcpListener;
 
 /// Largest request body accepted (a schema), in bytes.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Options of `pbp schema-registry`.
+///
+/// Where schemas are kept: with a Kafka `--transport`, in the compacted topic `--schemas-topic`; with
+/// `--data-dir`, in a journal file there; not both. With neither (or `--transport embedded`, whose log
+/// lasts only as long as the process) they live in memory and are lost at exit.
 #[derive(Debug, Args)]
 pub(crate) struct SchemaRegistryArgs {
     /// Address to listen on.
     #[arg(long, env = "PBP_SCHEMA_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
     pub(crate) listen: SocketAddr,
-    /// Directory for the schema journal (created if missing). Without it, schemas are lost at exit.
+    /// Directory for the schema journal file `schemas.journal` (created if missing). Not with a Kafka
+    /// --transport.
     #[arg(long, env = "PBP_SCHEMA_REGISTRY_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// `kafka://HOST:PORT[,HOST:PORT...]`: keep schemas in the compacted topic --schemas-topic on that
+    /// cluster (created with one partition if missing), as Confluent's registry does. Run one registry per
+    /// topic: it is the topic's only writer. `embedded` keeps them in memory.
+    #[arg(long, env = "PBP_TRANSPORT")]
+    pub(crate) transport: Option<TransportConfig>,
+    /// The topic schemas are kept in with a Kafka --transport.
+    #[arg(long, env = "PBP_SCHEMAS_TOPIC", default_value = crate::topics::SCHEMAS)]
+    pub(crate) schemas_topic: String,
+}
+
+/// Where the registry keeps its schemas, from the options.
+#[derive(Debug, PartialEq)]
+enum Store<'a> {
+    Memory,
+    File(&'a std::path::Path),
+    Topic { brokers: &'a str, topic: &'a str },
+}
+
+impl SchemaRegistryArgs {
+    fn store(&self) -> anyhow::Result<Store<'_>> {
+        match (&self.transport, &self.data_dir) {
+            (Some(TransportConfig::Kafka { .. }), Some(dir)) => bail!(
+                "both a Kafka --transport and --data-dir {} are given: schemas are kept in one place, the topic \
+                 --schemas-topic ({}) or the journal file; give one of them",
+                dir.display(),
+                self.schemas_topic
+            ),
+            (Some(TransportConfig::Kafka { brokers }), None) => {
+                if self.schemas_topic.trim().is_empty() {
+                    bail!("--schemas-topic is empty");
+                }
+                Ok(Store::Topic { brokers, topic: &self.schemas_topic })
+            }
+            (_, Some(dir)) => Ok(Store::File(dir)),
+            (_, None) => Ok(Store::Memory),
+        }
+    }
 }
 
 pub(crate) async fn run(args: SchemaRegistryArgs) -> anyhow::Result<()> {
-    let registry = match &args.data_dir {
-        Some(dir) => EmbeddedRegistry::open(dir)?,
-        None => EmbeddedRegistry::new(),
+    let registry = match args.store()? {
+        Store::Topic { brokers, topic } => {
+            let transport = TransportConfig::Kafka { brokers: brokers.to_owned() }.connect()?;
+            EmbeddedRegistry::open_topic(transport, topic).await?
+        }
+        Store::File(dir) => EmbeddedRegistry::open(dir)?,
+        Store::Memory => {
+            tracing::warn!("no --data-dir and no Kafka --transport: schemas are kept in memory and lost at exit");
+            EmbeddedRegistry::new()
+        }
     };
-    let subjects = registry.with_core(|c| c.subjects().len());
+    let (subjects, journal) = registry.with_core(|c| (c.subjects().len(), c.journal()));
     let listener = TcpListener::bind(args.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, data_dir = ?args.data_dir, subjects, "schema registry listening");
+    let journal = journal.as_deref().unwrap_or("memory");
+    tracing::info!(addr = %listener.local_addr()?, journal, subjects, "schema registry listening");
     serve(listener, RegistryApi::new(registry), shutdown_signal()).await
 }
 
@@ -123,7 +176,8 @@ async fn handle(
             return Ok(response(StatusCode::PAYLOAD_TOO_LARGE, &body));
         }
     };
-    // Registering appends to the journal and syncs it: keep that off the async workers.
+    // Registering waits until the journal has the change (a file sync, or a broker acknowledging the record):
+    // keep that off the async workers.
     let answer = {
         let (method, path) = (method.clone(), path.clone());
         tokio::task::spawn_blocking(move || api.handle(&method, &path, &body)).await
@@ -169,6 +223,34 @@ mod tests {
             let _ = stopped.await;
         }));
         (url, stop, task)
+    }
+
+    fn parse(args: &[&str]) -> Result<SchemaRegistryArgs, clap::Error> {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: SchemaRegistryArgs,
+        }
+        <Cli as clap::Parser>::try_parse_from(std::iter::once("schema-registry").chain(args.iter().copied()))
+            .map(|cli| cli.args)
+    }
+
+    #[test]
+    fn the_store_is_the_topic_the_file_or_memory_never_two() {
+        let args = parse(&["--transport", "kafka://127.0.0.1:9092"]).unwrap();
+        assert_eq!(args.store().unwrap(), Store::Topic { brokers: "127.0.0.1:9092", topic: "_schemas" });
+        let args = parse(&["--transport", "kafka://k:9092", "--schemas-topic", "prod._schemas"]).unwrap();
+        assert_eq!(args.store().unwrap(), Store::Topic { brokers: "k:9092", topic: "prod._schemas" });
+        let args = parse(&["--data-dir", "/d"]).unwrap();
+        assert_eq!(args.store().unwrap(), Store::File(std::path::Path::new("/d")));
+        // The embedded log lasts as long as the process: it does not compete with a data directory.
+        let args = parse(&["--transport", "embedded", "--data-dir", "/d"]).unwrap();
+        assert_eq!(args.store().unwrap(), Store::File(std::path::Path::new("/d")));
+        assert_eq!(parse(&["--transport", "embedded"]).unwrap().store().unwrap(), Store::Memory);
+        assert_eq!(parse(&[]).unwrap().store().unwrap(), Store::Memory);
+        let err = parse(&["--transport", "kafka://k:9092", "--data-dir", "/d"]).unwrap().store().unwrap_err();
+        assert!(err.to_string().contains("give one of them"), "{err}");
+        assert!(parse(&["--transport", "redis://k:1"]).is_err());
     }
 
     const REQUIRED_FIELD_ADDED: &str = r#"{"type":"record","name":"PlayEvent","namespace":"com.playbyplay","fields":[

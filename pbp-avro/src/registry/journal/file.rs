@@ -1,4 +1,4 @@
-//! The append-only journal that keeps a registry durable.
+//! The file journal: an append-only file in a data directory.
 //!
 //! One JSON object per line, `\n`-terminated, appended and synced to disk before the change is applied:
 //!
@@ -15,36 +15,24 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use super::RegistryError;
-use super::compat::Compatibility;
+use super::{JournalEntry, JournalStore};
+use crate::registry::RegistryError;
 
 /// The journal file's name inside a data directory.
 pub const JOURNAL_FILE: &str = "schemas.journal";
 
-/// One change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub(crate) enum Entry {
-    /// A schema registered under a subject.
-    Register { subject: String, version: u32, id: u32, schema: String },
-    /// A compatibility level set globally (`subject` null) or for a subject.
-    Config { subject: Option<String>, compatibility: Compatibility },
-}
-
-/// An open journal file.
+/// An open journal file, locked for this process.
 #[derive(Debug)]
-pub struct Journal {
+pub struct FileJournal {
     path: PathBuf,
     file: File,
 }
 
-impl Journal {
+impl FileJournal {
     /// Opens (creating if needed) the journal [`JOURNAL_FILE`] in `dir`, creating `dir` too.
     pub fn open_dir(dir: &Path) -> Result<Self, RegistryError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| RegistryError::Journal { path: dir.display().to_string(), message: e.to_string() })?;
+            .map_err(|e| RegistryError::Journal { location: dir.display().to_string(), message: e.to_string() })?;
         Self::open(&dir.join(JOURNAL_FILE))
     }
 
@@ -56,10 +44,10 @@ impl Journal {
             .append(true)
             .create(true)
             .open(path)
-            .map_err(|e| RegistryError::Journal { path: path.display().to_string(), message: e.to_string() })?;
+            .map_err(|e| RegistryError::Journal { location: path.display().to_string(), message: e.to_string() })?;
         // One writer per journal: a second registry on the same file would interleave ids.
         file.try_lock().map_err(|e| RegistryError::Journal {
-            path: path.display().to_string(),
+            location: path.display().to_string(),
             message: match e {
                 std::fs::TryLockError::WouldBlock => "in use by another registry".to_owned(),
                 std::fs::TryLockError::Error(e) => format!("cannot lock: {e}"),
@@ -74,10 +62,16 @@ impl Journal {
     }
 
     fn error(&self, message: impl std::fmt::Display) -> RegistryError {
-        RegistryError::Journal { path: self.path.display().to_string(), message: message.to_string() }
+        RegistryError::Journal { location: self.path.display().to_string(), message: message.to_string() }
+    }
+}
+
+impl JournalStore for FileJournal {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 
-    pub(crate) fn replay(&mut self) -> Result<Vec<Entry>, RegistryError> {
+    fn replay(&mut self) -> Result<Vec<JournalEntry>, RegistryError> {
         let mut text = String::new();
         self.file.seek(SeekFrom::Start(0)).map_err(|e| self.error(e))?;
         self.file.read_to_string(&mut text).map_err(|e| self.error(e))?;
@@ -94,7 +88,7 @@ impl Journal {
             .collect()
     }
 
-    pub(crate) fn append(&mut self, entry: &Entry) -> Result<(), RegistryError> {
+    fn append(&mut self, entry: &JournalEntry) -> Result<(), RegistryError> {
         let mut line = serde_json::to_vec(entry).map_err(|e| self.error(e))?;
         line.push(b'\n');
         self.file.write_all(&line).map_err(|e| self.error(e))?;
@@ -105,14 +99,15 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::Compatibility;
 
     #[test]
     fn replays_what_was_appended_and_drops_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Entry::Register { subject: "s".into(), version: 1, id: 1, schema: "\"string\"".into() };
-        let second = Entry::Config { subject: None, compatibility: Compatibility::Full };
+        let first = JournalEntry::Register { subject: "s".into(), version: 1, id: 1, schema: "\"string\"".into() };
+        let second = JournalEntry::Config { subject: None, compatibility: Compatibility::Full };
         {
-            let mut j = Journal::open_dir(dir.path()).unwrap();
+            let mut j = FileJournal::open_dir(dir.path()).unwrap();
             j.append(&first).unwrap();
             j.append(&second).unwrap();
         }
@@ -120,29 +115,29 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(br#"{"op":"config","sub"#).unwrap();
         drop(file);
-        let mut j = Journal::open_dir(dir.path()).unwrap();
+        let mut j = FileJournal::open_dir(dir.path()).unwrap();
         assert_eq!(j.replay().unwrap(), vec![first.clone(), second.clone()]);
         // The torn line is gone, so the next append starts on a fresh line.
         j.append(&first).unwrap();
         drop(j);
-        assert_eq!(Journal::open(&path).unwrap().replay().unwrap(), vec![first.clone(), second, first]);
+        assert_eq!(FileJournal::open(&path).unwrap().replay().unwrap(), vec![first.clone(), second, first]);
     }
 
     #[test]
     fn a_journal_has_one_user_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Journal::open_dir(dir.path()).unwrap();
-        let err = Journal::open_dir(dir.path()).unwrap_err();
+        let first = FileJournal::open_dir(dir.path()).unwrap();
+        let err = FileJournal::open_dir(dir.path()).unwrap_err();
         assert!(err.to_string().contains("in use by another registry"), "{err}");
         drop(first);
-        Journal::open_dir(dir.path()).unwrap();
+        FileJournal::open_dir(dir.path()).unwrap();
     }
 
     #[test]
     fn a_corrupt_complete_line_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(JOURNAL_FILE), "{\"op\":\"nope\"}\n").unwrap();
-        let err = Journal::open_dir(dir.path()).unwrap().replay().unwrap_err();
+        let err = FileJournal::open_dir(dir.path()).unwrap().replay().unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
     }
 }
