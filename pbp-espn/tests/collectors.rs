@@ -1,9 +1,9 @@
-//! Collectors against the fake server in live mode: discovery, delivery exactly once, the stop after the final
-//! whistle, and a restart from restored state that re-emits nothing.
+//! Collectors against the fake server in live mode: discovery, delivery exactly once, corrections delivered as
+//! updates, the stop after the final whistle, and a restart from restored state that re-emits nothing.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use pbp_espn::client::RetryConfig;
 use pbp_espn::collect::{CollectorConfig, CollectorEvent, PlayCollector, ScoreboardPoller};
 use pbp_espn::fake::{FakeEspn, FakeOptions, RunningFake};
-use pbp_espn::{ChangeKind, ClientConfig, EspnClient, GameSnapshotState, League, NormalizedPlay};
+use pbp_espn::{ChangeKind, ClientConfig, EspnClient, GameSnapshotState, League, PlayChange};
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ const PATIENCE: Duration = Duration::from_secs(300);
 
 async fn live_fake(files: &[&str]) -> anyhow::Result<(FakeEspn, RunningFake, Arc<EspnClient>)> {
     let paths: Vec<_> = files.iter().map(|name| common::fixtures_dir().join(name)).collect();
-    let fake = FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0 })?;
+    let fake = FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: true })?;
     fake.use_manual_clock();
     let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let config = ClientConfig {
@@ -68,7 +68,7 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
     let poller = tokio::spawn(poller.run(cancel.clone()));
 
     let mut new: HashMap<String, usize> = HashMap::new();
-    let mut updates = 0;
+    let mut updated: Vec<String> = Vec::new();
     let mut late = 0;
     let mut finished = Vec::new();
     let mut scoreboards = 0;
@@ -86,7 +86,7 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
                         late += usize::from(change.late_insert);
                         match change.kind {
                             ChangeKind::New => *new.entry(change.play.play_id).or_default() += 1,
-                            ChangeKind::Updated => updates += 1,
+                            ChangeKind::Updated => updated.push(change.play.play_id),
                         }
                     }
                 }
@@ -102,7 +102,11 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
     assert_eq!(finished, ["401585607", "401810084"]);
     assert_eq!(new.len(), 450 + 437, "every play of both games");
     assert!(new.values().all(|count| *count == 1), "each exactly once");
-    assert_eq!(updates, 0);
+    // Corrections arrive as updates of plays already delivered (how many were seen preliminary depends on
+    // the poll timing; the fake-server unit tests pin that down).
+    let corrected: HashSet<String> = fake.corrections().into_iter().map(|c| c.play_id).collect();
+    assert!(!updated.is_empty(), "corrections are delivered as updates");
+    assert!(updated.iter().all(|id| corrected.contains(id) && new.contains_key(id)), "{updated:?}");
     assert!(late > 0, "late-logged plays arrive as late inserts");
     assert!(scoreboards > 1);
     // Each game collector stopped: after the final whistle it fetched exactly once more, then no more polls.
@@ -116,12 +120,12 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
 async fn collect_until(
     receiver: &mut mpsc::Receiver<CollectorEvent>,
     mut stop: impl FnMut(&CollectorEvent) -> bool,
-) -> Vec<NormalizedPlay> {
+) -> Vec<PlayChange> {
     let mut plays = Vec::new();
     while let Some(event) = receiver.recv().await {
         let done = stop(&event);
         if let CollectorEvent::Plays(batch) = event {
-            plays.extend(batch.changes.into_iter().map(|change| change.play));
+            plays.extend(batch.changes);
         }
         if done {
             break;
@@ -136,8 +140,10 @@ async fn a_restart_from_restored_state_re_emits_nothing() -> anyhow::Result<()> 
     let config = fast(League::MensCollege);
     let game = "401828387".to_owned();
 
-    // First run: half of the game, then the process "dies".
-    fake.advance(fake.replay_duration() / 2);
+    // First run: about half of the game, then the process "dies" while a correction is in flight.
+    let half = fake.replay_duration() / 2;
+    let crash_at = fake.corrections().iter().map(|c| c.shown_at).filter(|at| *at >= half).min().unwrap_or(half);
+    fake.advance(crash_at);
     let (sender, mut receiver) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let first =
@@ -147,6 +153,8 @@ async fn a_restart_from_restored_state_re_emits_nothing() -> anyhow::Result<()> 
     cancel.cancel();
     first.await??;
     assert!(!before.is_empty() && before.len() < 440, "a partial game: {}", before.len());
+    assert!(before.iter().all(|change| change.kind == ChangeKind::New));
+    let before: Vec<_> = before.into_iter().map(|change| change.play).collect();
 
     // Restart: the state is rebuilt from what was emitted (what the raw.plays topic holds), the game goes on.
     let restored = GameSnapshotState::restore(&before);
@@ -161,8 +169,22 @@ async fn a_restart_from_restored_state_re_emits_nothing() -> anyhow::Result<()> 
     .await?;
     let final_state = second.await??;
 
-    assert_eq!(before.len() + after.len(), 440, "every play, once, across the restart");
-    assert!(after.iter().all(|play| !before.iter().any(|b| b.play_id == play.play_id)), "nothing re-emitted");
+    let (new_after, updated_after): (Vec<_>, Vec<_>) =
+        after.into_iter().partition(|change| change.kind == ChangeKind::New);
+    assert_eq!(before.len() + new_after.len(), 440, "every play, once, across the restart");
+    assert!(new_after.iter().all(|c| !before.iter().any(|b| b.play_id == c.play.play_id)), "nothing re-emitted");
+    // Only the plays that were still preliminary when the process died come again, corrected.
+    let mut updated_after: Vec<String> = updated_after.into_iter().map(|change| change.play.play_id).collect();
+    let mut pending_at_half: Vec<String> = fake
+        .corrections()
+        .into_iter()
+        .filter(|c| c.shown_at <= crash_at && crash_at < c.corrected_at)
+        .map(|c| c.play_id)
+        .collect();
+    updated_after.sort();
+    pending_at_half.sort();
+    assert!(!pending_at_half.is_empty(), "the crash catches a correction in flight");
+    assert_eq!(updated_after, pending_at_half);
     assert_eq!(final_state.len(), 440);
     running.shutdown().await;
     Ok(())
