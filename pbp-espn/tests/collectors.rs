@@ -1,5 +1,6 @@
 //! Collectors against the fake server in live mode: discovery, delivery exactly once, corrections delivered as
-//! updates, the stop after the final whistle, and a restart from restored state that re-emits nothing.
+//! updates, the stop after the final whistle, a restart from restored state that re-emits nothing, and
+//! undecodable bodies delivered (once) while the game still lands.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use pbp_espn::client::RetryConfig;
 use pbp_espn::collect::{CollectorConfig, CollectorEvent, PlayCollector, ScoreboardPoller};
-use pbp_espn::fake::{FakeEspn, FakeOptions, RunningFake};
+use pbp_espn::fake::{FakeEspn, FakeOptions, Fault, FaultRule, RunningFake};
 use pbp_espn::{ChangeKind, ClientConfig, EspnClient, GameSnapshotState, League, PlayChange};
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
@@ -91,6 +92,7 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
                     }
                 }
                 CollectorEvent::GameFinished { game_id, .. } => finished.push(game_id),
+                CollectorEvent::Undecodable { url, reason, .. } => panic!("no fault injected, yet {url}: {reason}"),
             }
         }
     };
@@ -186,6 +188,118 @@ async fn a_restart_from_restored_state_re_emits_nothing() -> anyhow::Result<()> 
     assert!(!pending_at_half.is_empty(), "the crash catches a correction in flight");
     assert_eq!(updated_after, pending_at_half);
     assert_eq!(final_state.len(), 440);
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Runs one game's collector to the end with `faults` injected, returning its events.
+async fn collect_game_with_faults(
+    file: &str,
+    game: &str,
+    faults: Vec<FaultRule>,
+) -> anyhow::Result<Vec<CollectorEvent>> {
+    let (fake, running, client) = live_fake(&[file]).await?;
+    for rule in faults {
+        fake.push_fault(rule);
+    }
+    let cancel = CancellationToken::new();
+    drive_clock(fake.clone(), Duration::from_secs(300), Duration::from_millis(20), cancel.clone());
+    let (sender, mut receiver) = mpsc::channel(64);
+    let collector = PlayCollector::new(Arc::clone(&client), &fast(League::Nba), game.to_owned(), sender);
+    let collector = tokio::spawn(collector.run(CancellationToken::new()));
+    let mut events = Vec::new();
+    let collect = async {
+        while let Some(event) = receiver.recv().await {
+            let done = matches!(event, CollectorEvent::GameFinished { .. });
+            events.push(event);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, collect).await?;
+    collector.await??;
+    cancel.cancel();
+    running.shutdown().await;
+    Ok(events)
+}
+
+fn undecodable(events: &[CollectorEvent]) -> Vec<&CollectorEvent> {
+    events.iter().filter(|event| matches!(event, CollectorEvent::Undecodable { .. })).collect()
+}
+
+fn new_plays(events: &[CollectorEvent]) -> HashSet<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            CollectorEvent::Plays(batch) => Some(batch.changes.iter()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|change| change.kind == ChangeKind::New)
+        .map(|change| change.play.play_id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_summary_is_delivered_and_the_game_still_lands() -> anyhow::Result<()> {
+    let game = "401810084";
+    let fault = FaultRule::times(&format!("summary?event={game}"), Fault::Malformed, 1);
+    let events = collect_game_with_faults("nba-summary-401810084.json", game, vec![fault]).await?;
+    let bad = undecodable(&events);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let CollectorEvent::Undecodable { league, game_id, url, body, reason } = bad[0] else { unreachable!() };
+    assert_eq!(*league, League::Nba);
+    assert_eq!(game_id.as_deref(), Some(game));
+    assert!(url.ends_with(&format!("/apis/site/v2/sports/basketball/nba/summary?event={game}")), "{url}");
+    assert!(body.starts_with(b"<!doctype html>"), "the bytes as served: {body:?}");
+    assert!(reason.contains("summary"), "the parse error: {reason}");
+    assert!(matches!(events.first(), Some(CollectorEvent::Undecodable { .. })), "the first fetch was the bad one");
+    assert_eq!(new_plays(&events).len(), 437, "every play of the game still arrives");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_bad_body_is_delivered_once_other_bytes_again() -> anyhow::Result<()> {
+    let game = "401810084";
+    let path = format!("summary?event={game}");
+    // Three identical bad bodies in a row: one event. Then a truncated body (other bytes): a second one.
+    let faults = vec![FaultRule::times(&path, Fault::Malformed, 3), FaultRule::times(&path, Fault::Truncate, 1)];
+    let events = collect_game_with_faults("nba-summary-401810084.json", game, faults).await?;
+    let bad = undecodable(&events);
+    assert_eq!(bad.len(), 2, "one per distinct bad body: {bad:?}");
+    assert!(matches!(bad[1], CollectorEvent::Undecodable { body, .. } if body.starts_with(b"{")), "{:?}", bad[1]);
+    assert_eq!(new_plays(&events).len(), 437);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_scoreboard_is_delivered_without_a_game_id() -> anyhow::Result<()> {
+    let (fake, running, client) = live_fake(&["nba-summary-401810084.json"]).await?;
+    fake.push_fault(FaultRule::times("/scoreboard", Fault::Malformed, 1));
+    let (sender, mut receiver) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let poller =
+        tokio::spawn(ScoreboardPoller::new(Arc::clone(&client), fast(League::Nba), sender).run(cancel.clone()));
+    let first = tokio::time::timeout(PATIENCE, receiver.recv()).await?;
+    let Some(CollectorEvent::Undecodable { game_id: None, url, body, .. }) = first else {
+        panic!("expected the bad scoreboard first, got {first:?}")
+    };
+    assert!(url.ends_with("/apis/site/v2/sports/basketball/nba/scoreboard"), "{url}");
+    assert!(body.starts_with(b"<!doctype html>"));
+    // Polling goes on: a good scoreboard follows (the game collector it starts may deliver plays first).
+    let next_board = async {
+        loop {
+            match receiver.recv().await {
+                Some(CollectorEvent::Scoreboard { .. }) => break true,
+                Some(CollectorEvent::Undecodable { .. }) | None => break false,
+                Some(_) => {}
+            }
+        }
+    };
+    assert!(tokio::time::timeout(PATIENCE, next_board).await?, "a good scoreboard after the bad one");
+    cancel.cancel();
+    poller.await??;
     running.shutdown().await;
     Ok(())
 }
