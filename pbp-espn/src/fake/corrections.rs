@@ -41,13 +41,20 @@ pub const DISTANCE_EVERY: u64 = 10;
 /// A corner three can honestly be a two (the line is 22 feet there); from further out it would not be plausible.
 const CORNER_FEET: u32 = 23;
 
-/// What a correction changes.
+/// What a correction changes, and which plays get it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CorrectionKind {
-    /// The shot distance in the text was first one foot too long, the coordinate one foot off.
+    /// Every play (but the one chosen for [`CorrectionKind::ThreeLoggedAsTwo`]) whose `sequenceNumber` is a
+    /// multiple of [`DISTANCE_EVERY`] and whose text gives a distance (`makes 24-foot three point jumper`) is
+    /// first served one foot longer (`25-foot`) in `text`, and in `shortText`, `alternativeText` and
+    /// `shortAlternativeText` when present, with a real coordinate one foot further from the basket. Shot value,
+    /// type and scores are the recorded ones.
     ShotDistance,
-    /// A missed three-pointer was first logged as a missed two-pointer (3-point attempt counters change; no score
-    /// does).
+    /// One play per game, the first missed `N-foot three point jumper` (in `sequenceNumber` order) from at most 23
+    /// feet (a corner three; if there is none, the first from any distance), is first served as a missed two:
+    /// `three point ` dropped from the text, `pointsAttempted` 2, `shortDescription` `Missed FG`, a college
+    /// `scoreValue` of 3 on the miss 2, the coordinate one foot towards the middle. The 3-point attempt counters
+    /// change; no score does (a miss scores nothing, so later plays' running scores stay the recorded ones).
     ThreeLoggedAsTwo,
 }
 

@@ -27,7 +27,7 @@
 //! [`CORRECTION_DELAY`] of replay time after the play is revealed, or at the end of the game's replay if that is
 //! sooner: the recorded file is the truth, and the finished replay serves it byte for byte.
 //! [`FakeEspn::corrections`] lists the corrected plays with their times, for tests to check every one ended in
-//! its recorded form. The rules in detail are in the docs of [`CorrectionKind`]'s module (`corrections.rs`).
+//! its recorded form. The rules in detail are on the variants of [`CorrectionKind`].
 //!
 //! Responses carry an `ETag`; a matching `If-None-Match` gets `304`. Bodies are gzip-compressed when the
 //! request accepts gzip.
