@@ -10,7 +10,8 @@
 //! * [`client`]: the HTTP client (retry with backoff, `Retry-After`, conditional requests, circuit breakers,
 //!   Prometheus metrics).
 //! * [`collect`]: the scoreboard poller and per-game play-by-play collectors.
-//! * [`fake`]: a fake ESPN server that serves recorded files, replays finished games live and injects faults.
+//! * [`fake`]: a fake ESPN server that serves recorded files, replays finished games live (late inserts and
+//!   corrections included) and injects faults.
 //!
 //! It knows nothing of Kafka or SQL: collectors deliver [`collect::CollectorEvent`]s through a channel.
 //!

@@ -135,7 +135,11 @@ async fn truncated_and_malformed_bodies_are_decode_errors() -> anyhow::Result<()
     assert!(matches!(truncated, Some(ClientError::Decode { .. })), "{truncated:?}");
     fake.push_fault(FaultRule::times(SUMMARY, Fault::Malformed, 1));
     let malformed = client.summary(League::Nba, GAME).await.err();
-    assert!(matches!(malformed, Some(ClientError::Decode { .. })), "{malformed:?}");
+    let Some(ClientError::Decode { body, url, .. }) = &malformed else { panic!("{malformed:?}") };
+    assert!(body.starts_with(b"<!doctype html>"), "the error carries the bytes received: {body:?}");
+    assert!(url.ends_with(&format!("summary?event={GAME}")), "{url}");
+    let message = malformed.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(message.contains("bytes") && !message.contains("doctype"), "the message leaves the body out: {message}");
     assert!(client.summary(League::Nba, GAME).await.is_ok());
     let text = metrics_text(&registry)?;
     assert!(text.contains(r#"espn_polls_total{endpoint="summary",outcome="decode_error"} 2"#), "{text}");

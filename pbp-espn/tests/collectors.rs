@@ -1,17 +1,18 @@
-//! Collectors against the fake server in live mode: discovery, delivery exactly once, the stop after the final
-//! whistle, and a restart from restored state that re-emits nothing.
+//! Collectors against the fake server in live mode: discovery, delivery exactly once, corrections delivered as
+//! updates, the stop after the final whistle, a restart from restored state that re-emits nothing, and
+//! undecodable bodies delivered (once) while the game still lands.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pbp_espn::client::RetryConfig;
 use pbp_espn::collect::{CollectorConfig, CollectorEvent, PlayCollector, ScoreboardPoller};
-use pbp_espn::fake::{FakeEspn, FakeOptions, RunningFake};
-use pbp_espn::{ChangeKind, ClientConfig, EspnClient, GameSnapshotState, League, NormalizedPlay};
+use pbp_espn::fake::{FakeEspn, FakeOptions, Fault, FaultRule, RunningFake};
+use pbp_espn::{ChangeKind, ClientConfig, EspnClient, GameSnapshotState, League, PlayChange};
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +22,7 @@ const PATIENCE: Duration = Duration::from_secs(300);
 
 async fn live_fake(files: &[&str]) -> anyhow::Result<(FakeEspn, RunningFake, Arc<EspnClient>)> {
     let paths: Vec<_> = files.iter().map(|name| common::fixtures_dir().join(name)).collect();
-    let fake = FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0 })?;
+    let fake = FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: true })?;
     fake.use_manual_clock();
     let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let config = ClientConfig {
@@ -68,7 +69,7 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
     let poller = tokio::spawn(poller.run(cancel.clone()));
 
     let mut new: HashMap<String, usize> = HashMap::new();
-    let mut updates = 0;
+    let mut updated: Vec<String> = Vec::new();
     let mut late = 0;
     let mut finished = Vec::new();
     let mut scoreboards = 0;
@@ -86,11 +87,12 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
                         late += usize::from(change.late_insert);
                         match change.kind {
                             ChangeKind::New => *new.entry(change.play.play_id).or_default() += 1,
-                            ChangeKind::Updated => updates += 1,
+                            ChangeKind::Updated => updated.push(change.play.play_id),
                         }
                     }
                 }
                 CollectorEvent::GameFinished { game_id, .. } => finished.push(game_id),
+                CollectorEvent::Undecodable { url, reason, .. } => panic!("no fault injected, yet {url}: {reason}"),
             }
         }
     };
@@ -102,7 +104,11 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
     assert_eq!(finished, ["401585607", "401810084"]);
     assert_eq!(new.len(), 450 + 437, "every play of both games");
     assert!(new.values().all(|count| *count == 1), "each exactly once");
-    assert_eq!(updates, 0);
+    // Corrections arrive as updates of plays already delivered (how many were seen preliminary depends on
+    // the poll timing; the fake-server unit tests pin that down).
+    let corrected: HashSet<String> = fake.corrections().into_iter().map(|c| c.play_id).collect();
+    assert!(!updated.is_empty(), "corrections are delivered as updates");
+    assert!(updated.iter().all(|id| corrected.contains(id) && new.contains_key(id)), "{updated:?}");
     assert!(late > 0, "late-logged plays arrive as late inserts");
     assert!(scoreboards > 1);
     // Each game collector stopped: after the final whistle it fetched exactly once more, then no more polls.
@@ -116,12 +122,12 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
 async fn collect_until(
     receiver: &mut mpsc::Receiver<CollectorEvent>,
     mut stop: impl FnMut(&CollectorEvent) -> bool,
-) -> Vec<NormalizedPlay> {
+) -> Vec<PlayChange> {
     let mut plays = Vec::new();
     while let Some(event) = receiver.recv().await {
         let done = stop(&event);
         if let CollectorEvent::Plays(batch) = event {
-            plays.extend(batch.changes.into_iter().map(|change| change.play));
+            plays.extend(batch.changes);
         }
         if done {
             break;
@@ -136,8 +142,10 @@ async fn a_restart_from_restored_state_re_emits_nothing() -> anyhow::Result<()> 
     let config = fast(League::MensCollege);
     let game = "401828387".to_owned();
 
-    // First run: half of the game, then the process "dies".
-    fake.advance(fake.replay_duration() / 2);
+    // First run: about half of the game, then the process "dies" while a correction is in flight.
+    let half = fake.replay_duration() / 2;
+    let crash_at = fake.corrections().iter().map(|c| c.shown_at).filter(|at| *at >= half).min().unwrap_or(half);
+    fake.advance(crash_at);
     let (sender, mut receiver) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let first =
@@ -147,6 +155,8 @@ async fn a_restart_from_restored_state_re_emits_nothing() -> anyhow::Result<()> 
     cancel.cancel();
     first.await??;
     assert!(!before.is_empty() && before.len() < 440, "a partial game: {}", before.len());
+    assert!(before.iter().all(|change| change.kind == ChangeKind::New));
+    let before: Vec<_> = before.into_iter().map(|change| change.play).collect();
 
     // Restart: the state is rebuilt from what was emitted (what the raw.plays topic holds), the game goes on.
     let restored = GameSnapshotState::restore(&before);
@@ -161,9 +171,135 @@ async fn a_restart_from_restored_state_re_emits_nothing() -> anyhow::Result<()> 
     .await?;
     let final_state = second.await??;
 
-    assert_eq!(before.len() + after.len(), 440, "every play, once, across the restart");
-    assert!(after.iter().all(|play| !before.iter().any(|b| b.play_id == play.play_id)), "nothing re-emitted");
+    let (new_after, updated_after): (Vec<_>, Vec<_>) =
+        after.into_iter().partition(|change| change.kind == ChangeKind::New);
+    assert_eq!(before.len() + new_after.len(), 440, "every play, once, across the restart");
+    assert!(new_after.iter().all(|c| !before.iter().any(|b| b.play_id == c.play.play_id)), "nothing re-emitted");
+    // Only the plays that were still preliminary when the process died come again, corrected.
+    let mut updated_after: Vec<String> = updated_after.into_iter().map(|change| change.play.play_id).collect();
+    let mut pending_at_half: Vec<String> = fake
+        .corrections()
+        .into_iter()
+        .filter(|c| c.shown_at <= crash_at && crash_at < c.corrected_at)
+        .map(|c| c.play_id)
+        .collect();
+    updated_after.sort();
+    pending_at_half.sort();
+    assert!(!pending_at_half.is_empty(), "the crash catches a correction in flight");
+    assert_eq!(updated_after, pending_at_half);
     assert_eq!(final_state.len(), 440);
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Runs one game's collector to the end with `faults` injected, returning its events.
+async fn collect_game_with_faults(
+    file: &str,
+    game: &str,
+    faults: Vec<FaultRule>,
+) -> anyhow::Result<Vec<CollectorEvent>> {
+    let (fake, running, client) = live_fake(&[file]).await?;
+    for rule in faults {
+        fake.push_fault(rule);
+    }
+    let cancel = CancellationToken::new();
+    drive_clock(fake.clone(), Duration::from_secs(300), Duration::from_millis(20), cancel.clone());
+    let (sender, mut receiver) = mpsc::channel(64);
+    let collector = PlayCollector::new(Arc::clone(&client), &fast(League::Nba), game.to_owned(), sender);
+    let collector = tokio::spawn(collector.run(CancellationToken::new()));
+    let mut events = Vec::new();
+    let collect = async {
+        while let Some(event) = receiver.recv().await {
+            let done = matches!(event, CollectorEvent::GameFinished { .. });
+            events.push(event);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, collect).await?;
+    collector.await??;
+    cancel.cancel();
+    running.shutdown().await;
+    Ok(events)
+}
+
+fn undecodable(events: &[CollectorEvent]) -> Vec<&CollectorEvent> {
+    events.iter().filter(|event| matches!(event, CollectorEvent::Undecodable { .. })).collect()
+}
+
+fn new_plays(events: &[CollectorEvent]) -> HashSet<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            CollectorEvent::Plays(batch) => Some(batch.changes.iter()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|change| change.kind == ChangeKind::New)
+        .map(|change| change.play.play_id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_summary_is_delivered_and_the_game_still_lands() -> anyhow::Result<()> {
+    let game = "401810084";
+    let fault = FaultRule::times(&format!("summary?event={game}"), Fault::Malformed, 1);
+    let events = collect_game_with_faults("nba-summary-401810084.json", game, vec![fault]).await?;
+    let bad = undecodable(&events);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let CollectorEvent::Undecodable { league, game_id, url, body, reason } = bad[0] else { unreachable!() };
+    assert_eq!(*league, League::Nba);
+    assert_eq!(game_id.as_deref(), Some(game));
+    assert!(url.ends_with(&format!("/apis/site/v2/sports/basketball/nba/summary?event={game}")), "{url}");
+    assert!(body.starts_with(b"<!doctype html>"), "the bytes as served: {body:?}");
+    assert!(reason.contains("summary"), "the parse error: {reason}");
+    assert!(matches!(events.first(), Some(CollectorEvent::Undecodable { .. })), "the first fetch was the bad one");
+    assert_eq!(new_plays(&events).len(), 437, "every play of the game still arrives");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_bad_body_is_delivered_once_other_bytes_again() -> anyhow::Result<()> {
+    let game = "401810084";
+    let path = format!("summary?event={game}");
+    // Three identical bad bodies in a row: one event. Then a truncated body (other bytes): a second one.
+    let faults = vec![FaultRule::times(&path, Fault::Malformed, 3), FaultRule::times(&path, Fault::Truncate, 1)];
+    let events = collect_game_with_faults("nba-summary-401810084.json", game, faults).await?;
+    let bad = undecodable(&events);
+    assert_eq!(bad.len(), 2, "one per distinct bad body: {bad:?}");
+    assert!(matches!(bad[1], CollectorEvent::Undecodable { body, .. } if body.starts_with(b"{")), "{:?}", bad[1]);
+    assert_eq!(new_plays(&events).len(), 437);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_scoreboard_is_delivered_without_a_game_id() -> anyhow::Result<()> {
+    let (fake, running, client) = live_fake(&["nba-summary-401810084.json"]).await?;
+    fake.push_fault(FaultRule::times("/scoreboard", Fault::Malformed, 1));
+    let (sender, mut receiver) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let poller =
+        tokio::spawn(ScoreboardPoller::new(Arc::clone(&client), fast(League::Nba), sender).run(cancel.clone()));
+    let first = tokio::time::timeout(PATIENCE, receiver.recv()).await?;
+    let Some(CollectorEvent::Undecodable { game_id: None, url, body, .. }) = first else {
+        panic!("expected the bad scoreboard first, got {first:?}")
+    };
+    assert!(url.ends_with("/apis/site/v2/sports/basketball/nba/scoreboard"), "{url}");
+    assert!(body.starts_with(b"<!doctype html>"));
+    // Polling goes on: a good scoreboard follows (the game collector it starts may deliver plays first).
+    let next_board = async {
+        loop {
+            match receiver.recv().await {
+                Some(CollectorEvent::Scoreboard { .. }) => break true,
+                Some(CollectorEvent::Undecodable { .. }) | None => break false,
+                Some(_) => {}
+            }
+        }
+    };
+    assert!(tokio::time::timeout(PATIENCE, next_board).await?, "a good scoreboard after the bad one");
+    cancel.cancel();
+    poller.await??;
     running.shutdown().await;
     Ok(())
 }

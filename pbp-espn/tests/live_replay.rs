@@ -1,21 +1,24 @@
 //! A live replay through the fake server and the real client: every play of every recorded game is delivered
-//! exactly once, late inserts included, and the scoreboard follows the replay.
+//! exactly once, late inserts included, corrections arrive as updates and end in the recorded form, and the
+//! scoreboard follows the replay.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use pbp_espn::client::RetryConfig;
-use pbp_espn::fake::{FakeEspn, FakeOptions};
+use pbp_espn::fake::{CORRECTION_DELAY, FakeEspn, FakeOptions};
 use pbp_espn::model::Summary;
 use pbp_espn::normalize::normalize_summary;
-use pbp_espn::{ChangeKind, ClientConfig, ClientError, EspnClient, GameSnapshotState, League};
+use pbp_espn::{ChangeKind, ClientConfig, ClientError, EspnClient, GameSnapshotState, League, NormalizedPlay};
 use prometheus_client::registry::Registry;
 
-/// Game wallclock seconds the replay clock moves between two polls.
+/// Game wallclock seconds the replay clock moves between two polls: less than the correction delay, so that a
+/// correction with its full delay is always seen in its preliminary form first.
 const STEP_SECONDS: u64 = 120;
+const _: () = assert!(STEP_SECONDS < CORRECTION_DELAY.as_secs());
 
 async fn fetch_game(client: &EspnClient, league: League, game_id: &str) -> anyhow::Result<Summary> {
     match client.summary(league, game_id).await {
@@ -32,7 +35,8 @@ async fn fetch_game(client: &EspnClient, league: League, game_id: &str) -> anyho
 struct Delivered {
     state: GameSnapshotState,
     new: HashMap<String, usize>,
-    updates: usize,
+    updated: HashMap<String, usize>,
+    latest: HashMap<String, NormalizedPlay>,
     late_inserts: usize,
     final_seen: bool,
     done: bool,
@@ -40,7 +44,7 @@ struct Delivered {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_play_is_delivered_exactly_once_with_late_inserts() -> anyhow::Result<()> {
-    let fake = FakeEspn::from_dir(&common::fixtures_dir(), FakeOptions { live: true, speed: 1.0 })?;
+    let fake = FakeEspn::from_dir(&common::fixtures_dir(), FakeOptions { live: true, speed: 1.0, corrections: true })?;
     fake.use_manual_clock();
     let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let mut registry = Registry::default();
@@ -72,11 +76,13 @@ async fn every_play_is_delivered_exactly_once_with_late_inserts() -> anyhow::Res
             let diff = entry.state.apply(plays);
             assert!(diff.vanished.is_empty(), "{game_id}: a replay never takes plays back: {:?}", diff.vanished);
             for change in diff.changes {
+                let id = change.play.play_id.clone();
                 match change.kind {
-                    ChangeKind::New => *entry.new.entry(change.play.play_id.clone()).or_default() += 1,
-                    ChangeKind::Updated => entry.updates += 1,
+                    ChangeKind::New => *entry.new.entry(id.clone()).or_default() += 1,
+                    ChangeKind::Updated => *entry.updated.entry(id.clone()).or_default() += 1,
                 }
                 entry.late_inserts += usize::from(change.late_insert);
+                entry.latest.insert(id, change.play);
             }
             // Stop after the final whistle plus one more fetch, as the collectors do.
             entry.done = entry.final_seen;
@@ -90,17 +96,34 @@ async fn every_play_is_delivered_exactly_once_with_late_inserts() -> anyhow::Res
         fake.advance(Duration::from_secs(STEP_SECONDS));
     }
 
+    let corrections = fake.corrections();
     let mut total_late = 0;
+    let mut total_updates = 0;
     for (league, game_id) in &games {
         let summary = fetch_game(&client, *league, game_id).await?;
         let entry = &delivered[&(*league, game_id.clone())];
         assert_eq!(entry.new.len(), summary.plays.len(), "{game_id}: every play delivered");
         assert!(entry.new.values().all(|count| *count == 1), "{game_id}: each play exactly once");
         assert!(summary.plays.iter().all(|play| entry.new.contains_key(&play.id)), "{game_id}");
-        assert_eq!(entry.updates, 0, "{game_id}: the replay serves recorded plays unchanged");
+        // Corrections: only corrected plays are updated, each once; those with the full delay were all seen
+        // preliminary (the poll step is shorter); every play's last delivered version is the recorded one.
+        let of_game: Vec<_> = corrections.iter().filter(|c| c.league == *league && &c.game_id == game_id).collect();
+        let corrected: HashSet<&str> = of_game.iter().map(|c| c.play_id.as_str()).collect();
+        assert!(entry.updated.keys().all(|id| corrected.contains(id.as_str())), "{game_id}: {:?}", entry.updated);
+        assert!(entry.updated.values().all(|count| *count == 1), "{game_id}: each correction once");
+        for correction in of_game.iter().filter(|c| c.corrected_at - c.shown_at >= Duration::from_secs(STEP_SECONDS)) {
+            assert!(entry.updated.contains_key(&correction.play_id), "{game_id}: {correction:?} not delivered");
+        }
+        let (_, recorded) = normalize_summary(&summary, Some(*league));
+        assert_eq!(entry.latest.len(), recorded.len());
+        for play in &recorded {
+            assert_eq!(entry.latest.get(&play.play_id), Some(play), "{game_id}: the recorded version last");
+        }
         total_late += entry.late_inserts;
+        total_updates += entry.updated.len();
     }
-    eprintln!("late inserts delivered: {total_late} in {steps} steps");
+    eprintln!("late inserts delivered: {total_late}, corrections: {total_updates}, in {steps} steps");
+    assert!(total_updates >= games.len(), "every game has corrections");
     assert!(total_late > 0, "the recorded games have late-logged plays; some must arrive as late inserts");
     running.shutdown().await;
     Ok(())

@@ -46,6 +46,9 @@ pub(crate) struct ServeFixturesArgs {
     /// Replay speed (1 = real time).
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
+    /// With --live, serve every play as recorded from the start (no preliminary versions corrected later).
+    #[arg(long)]
+    no_corrections: bool,
 }
 
 pub(crate) async fn run(command: EspnCommand) -> anyhow::Result<()> {
@@ -93,7 +96,8 @@ fn normalize_file(file: &PathBuf, league: Option<League>, out: &mut impl Write) 
 }
 
 async fn serve_fixtures(args: ServeFixturesArgs) -> anyhow::Result<()> {
-    let fake = FakeEspn::from_dir(&args.dir, FakeOptions { live: args.live, speed: args.speed })?;
+    let options = FakeOptions { live: args.live, speed: args.speed, corrections: !args.no_corrections };
+    let fake = FakeEspn::from_dir(&args.dir, options)?;
     let games = fake.games_with_plays();
     let running = fake.bind(args.listen).await?;
     tracing::info!(
@@ -101,6 +105,7 @@ async fn serve_fixtures(args: ServeFixturesArgs) -> anyhow::Result<()> {
         games = games.len(),
         live = args.live,
         speed = args.speed,
+        corrections = fake.corrections().len(),
         replay_seconds = fake.replay_duration().as_secs_f64() / args.speed,
         "Fake ESPN serving; Ctrl-C stops it."
     );

@@ -202,8 +202,9 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
-    /// The body is not the expected JSON.
-    #[error("{endpoint} body from {url} is invalid: {source}")]
+    /// The body is not the expected JSON. It is kept so that callers can hand it on (to a dead-letter queue)
+    /// rather than lose it; the message leaves it out.
+    #[error("{endpoint} body from {url} is invalid ({len} bytes): {source}", len = .body.len())]
     Decode {
         /// The endpoint.
         endpoint: Endpoint,
@@ -212,6 +213,8 @@ pub enum ClientError {
         /// The parse error, with its JSON path.
         #[source]
         source: ParseError,
+        /// The body as received (decompressed), or the remembered body a `304` pointed back to.
+        body: Bytes,
     },
 }
 
@@ -358,7 +361,7 @@ impl EspnClient {
         let result = self.fetch_body(endpoint, url).await.and_then(|(body, not_modified)| match parse(&body) {
             Ok(value) => Ok(Fetched { value, not_modified }),
             Err(source) => {
-                Err((PollOutcome::DecodeError, ClientError::Decode { endpoint, url: url.to_owned(), source }))
+                Err((PollOutcome::DecodeError, ClientError::Decode { endpoint, url: url.to_owned(), source, body }))
             }
         });
         let (outcome, counts_as_failure) = match &result {

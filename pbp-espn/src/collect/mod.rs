@@ -3,12 +3,16 @@
 //! They deliver [`CollectorEvent`]s through a [`tokio::sync::mpsc::Sender`] and stop on a
 //! [`tokio_util::sync::CancellationToken`]; they know nothing of where the events go (the ingest pipeline writes them to topics).
 //! Fetch failures are logged and retried at the next tick: the client already retried, and its circuit
-//! breaker keeps a failing endpoint from being hammered.
+//! breaker keeps a failing endpoint from being hammered. A `200` whose body does not parse is also retried at the
+//! next tick, but its bytes are not lost: they are delivered as [`CollectorEvent::Undecodable`] (for a
+//! dead-letter queue), once per run of identical bodies, and the game goes on with the next good fetch.
 
 mod plays;
 mod scoreboard;
 
 use std::time::Duration;
+
+use bytes::Bytes;
 
 pub use plays::PlayCollector;
 pub use scoreboard::ScoreboardPoller;
@@ -80,6 +84,23 @@ pub enum CollectorEvent {
         /// The game.
         game_id: String,
     },
+    /// A fetch answered `200` with a body that does not parse (an HTML error page, a truncated or changed
+    /// document). Delivered so the bytes reach a dead-letter queue with the reason instead of only a log line;
+    /// the collector keeps polling, and the next good body continues the game as if nothing happened. The same
+    /// bytes fetched again before a good body (an unchanged bad document, or a `304` pointing back to it) are
+    /// logged but not delivered again; a bad body after a good one is delivered again.
+    Undecodable {
+        /// The league.
+        league: League,
+        /// The game, for a play-by-play fetch; `None` for the scoreboard.
+        game_id: Option<String>,
+        /// The URL fetched.
+        url: String,
+        /// The body as received (decompressed).
+        body: Bytes,
+        /// Why it could not be parsed (the parse error with its JSON path).
+        reason: String,
+    },
 }
 
 /// The changes of one play-by-play fetch.
@@ -111,4 +132,45 @@ pub enum CollectorError {
         /// The last error.
         last: String,
     },
+}
+
+/// Remembers the last undecodable body delivered, so that polling an unchanged bad document does not deliver it
+/// on every tick.
+#[derive(Debug, Default)]
+pub(crate) struct UndecodableFilter {
+    last: Option<Bytes>,
+}
+
+impl UndecodableFilter {
+    /// True when `body` should be delivered: it differs from the last undecodable body since the last good one.
+    /// Bytes compare by content; only bad bodies are compared, and a bad run holds one of them.
+    pub(crate) fn admit(&mut self, body: &Bytes) -> bool {
+        if self.last.as_ref() == Some(body) {
+            return false;
+        }
+        self.last = Some(body.clone());
+        true
+    }
+
+    /// A good body arrived: the next bad one is a new incident.
+    pub(crate) fn reset(&mut self) {
+        self.last = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_bad_body_is_admitted_once_per_incident() {
+        let mut filter = UndecodableFilter::default();
+        let html = Bytes::from_static(b"<html>");
+        assert!(filter.admit(&html));
+        assert!(!filter.admit(&html.clone()), "unchanged");
+        assert!(!filter.admit(&Bytes::from_static(b"<html>")), "same content, other buffer");
+        assert!(filter.admit(&Bytes::from_static(b"{\"head")), "other bytes");
+        filter.reset();
+        assert!(filter.admit(&Bytes::from_static(b"{\"head")), "after a good body: a new incident");
+    }
 }

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{CollectorConfig, CollectorError, CollectorEvent, PlayBatch, PlaySource};
+use super::{CollectorConfig, CollectorError, CollectorEvent, PlayBatch, PlaySource, UndecodableFilter};
 use crate::League;
 use crate::client::{ClientError, EspnClient, Fetched};
 use crate::diff::GameSnapshotState;
@@ -25,6 +26,7 @@ pub struct PlayCollector {
     give_up_after: u32,
     state: GameSnapshotState,
     events: mpsc::Sender<CollectorEvent>,
+    undecodable: UndecodableFilter,
 }
 
 impl PlayCollector {
@@ -44,6 +46,7 @@ impl PlayCollector {
             give_up_after: config.give_up_after_client_errors.max(1),
             state: GameSnapshotState::new(),
             events,
+            undecodable: UndecodableFilter::default(),
         }
     }
 
@@ -65,6 +68,7 @@ impl PlayCollector {
             match fetched {
                 Ok(fetched) => {
                     client_errors = 0;
+                    self.undecodable.reset();
                     let is_final = game_is_final(&fetched.value);
                     if !fetched.not_modified {
                         self.emit(&fetched.value).await?;
@@ -89,6 +93,11 @@ impl PlayCollector {
                         });
                     }
                 }
+                Err(ClientError::Decode { url, source, body, .. }) => {
+                    // The service answered 200: the run of refusals, if any, is over.
+                    client_errors = 0;
+                    self.deliver_undecodable(url, body, source.to_string()).await?;
+                }
                 Err(error) => tracing::warn!(%error, game_id = %self.game_id, "Play-by-play fetch failed."),
             }
             tokio::select! {
@@ -106,6 +115,18 @@ impl PlayCollector {
                 Ok(Fetched { value: page.value.game_package, not_modified: page.not_modified })
             }
         }
+    }
+
+    async fn deliver_undecodable(&mut self, url: String, body: Bytes, reason: String) -> Result<(), CollectorError> {
+        if !self.undecodable.admit(&body) {
+            tracing::debug!(game_id = %self.game_id, %url, bytes = body.len(), "Same undecodable body again.");
+            return Ok(());
+        }
+        let bytes = body.len();
+        tracing::warn!(error = %reason, game_id = %self.game_id, %url, bytes, "Undecodable play-by-play delivered.");
+        let event =
+            CollectorEvent::Undecodable { league: self.league, game_id: Some(self.game_id.clone()), url, body, reason };
+        self.events.send(event).await.map_err(|_| CollectorError::ChannelClosed)
     }
 
     async fn emit(&mut self, summary: &Summary) -> Result<(), CollectorError> {

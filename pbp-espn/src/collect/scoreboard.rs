@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{CollectorConfig, CollectorError, CollectorEvent, PlayCollector};
-use crate::client::EspnClient;
+use super::{CollectorConfig, CollectorError, CollectorEvent, PlayCollector, UndecodableFilter};
+use crate::client::{ClientError, EspnClient};
 use crate::diff::GameSnapshotState;
 
 /// Polls the scoreboard (every `scoreboard_interval`, or `scoreboard_live_interval` while a game is live),
@@ -43,9 +43,11 @@ impl ScoreboardPoller {
         let children = cancel.child_token();
         // Remembered across polls so that a failed poll keeps the live cadence.
         let mut any_live = false;
+        let mut undecodable = UndecodableFilter::default();
         let result = loop {
             match self.client.scoreboard(league, self.config.date.as_deref()).await {
                 Ok(fetched) => {
+                    undecodable.reset();
                     let board = fetched.value;
                     any_live = board.events.iter().any(|event| event.is_live());
                     for event in board.events.iter().filter(|event| event.is_live() || event.is_final()) {
@@ -72,6 +74,19 @@ impl ScoreboardPoller {
                         if self.events.send(event).await.is_err() {
                             break Err(CollectorError::ChannelClosed);
                         }
+                    }
+                }
+                Err(ClientError::Decode { url, source, body, .. }) => {
+                    if undecodable.admit(&body) {
+                        let bytes = body.len();
+                        tracing::warn!(error = %source, %league, %url, bytes, "Undecodable scoreboard delivered.");
+                        let reason = source.to_string();
+                        let event = CollectorEvent::Undecodable { league, game_id: None, url, body, reason };
+                        if self.events.send(event).await.is_err() {
+                            break Err(CollectorError::ChannelClosed);
+                        }
+                    } else {
+                        tracing::debug!(%league, %url, bytes = body.len(), "Same undecodable scoreboard again.");
                     }
                 }
                 Err(error) => tracing::warn!(%error, %league, "Scoreboard poll failed."),

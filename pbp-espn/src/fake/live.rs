@@ -5,38 +5,59 @@
 //! running maximum, because wallclocks step backwards now and then). A snapshot shows the revealed plays in the
 //! recorded array order. So a play that ESPN logged late (a higher sequence number, placed earlier in the array)
 //! appears in a later snapshot, earlier in the array than plays already served: exactly ESPN's late insert.
+//!
+//! Some plays are corrected (see the `corrections` module for which and how): revealed in a preliminary form,
+//! they show their recorded form from [`CORRECTION_DELAY`] later, or from the end of the game's replay if that is
+//! sooner. When every play is revealed, every correction has landed and the recorded bytes are served as they are.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::corrections::{self, CORRECTION_DELAY, CorrectionKind};
 use super::fixtures::{Body, GameDoc};
 use super::time::parse_utc_seconds;
 
-/// Reveal schedule of one game's plays.
+/// Reveal and correction schedule of one game's plays.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Replay {
     /// Reveal time in game-replay seconds, per index of the recorded array.
     reveal_at: Vec<f64>,
+    /// Plays served preliminary for a while, in array order.
+    corrections: Vec<ScheduledCorrection>,
+}
+
+/// A play served in `preliminary` form from `shown_at` (its reveal) until `corrected_at` (exclusive).
+#[derive(Debug, Clone)]
+pub(crate) struct ScheduledCorrection {
+    pub(crate) index: usize,
+    pub(crate) play_id: String,
+    pub(crate) kind: CorrectionKind,
+    pub(crate) preliminary: Value,
+    pub(crate) shown_at: f64,
+    pub(crate) corrected_at: f64,
 }
 
 impl Replay {
     pub(crate) fn build(plays: &[Value]) -> Replay {
-        let wallclocks: Vec<Option<i64>> =
-            plays.iter().map(|p| p.get("wallclock").and_then(Value::as_str).and_then(parse_utc_seconds)).collect();
-        let start = wallclocks.iter().flatten().min().copied().unwrap_or(0);
-        let mut order: Vec<usize> = (0..plays.len()).collect();
-        // Sequence order; plays without a numeric sequence keep their array position relative to each other.
-        order.sort_by_key(|&index| (sequence_of(&plays[index]).unwrap_or(u64::MAX), index));
-        let mut reveal_at = vec![0.0; plays.len()];
-        let mut latest = 0.0_f64;
-        for index in order {
-            if let Some(wallclock) = wallclocks[index] {
-                // Offsets of a few hours: exact in f64.
-                latest = latest.max((wallclock - start) as f64);
-            }
-            reveal_at[index] = latest;
-        }
-        Replay { reveal_at }
+        let reveal_at = reveal_times(plays);
+        let end = reveal_at.iter().copied().fold(0.0, f64::max);
+        let corrections = corrections::choose(plays)
+            .into_iter()
+            .filter_map(|chosen| {
+                let shown_at = *reveal_at.get(chosen.index)?;
+                // Capped at the end so that the finished replay is exactly the recorded file.
+                let corrected_at = (shown_at + CORRECTION_DELAY.as_secs_f64()).min(end);
+                (corrected_at > shown_at).then_some(ScheduledCorrection {
+                    index: chosen.index,
+                    play_id: chosen.play_id,
+                    kind: chosen.kind,
+                    preliminary: chosen.preliminary,
+                    shown_at,
+                    corrected_at,
+                })
+            })
+            .collect();
+        Replay { reveal_at, corrections }
     }
 
     /// Seconds of replay after which every play is revealed.
@@ -49,18 +70,46 @@ impl Replay {
         self.reveal_at.iter().enumerate().filter(|(_, at)| **at <= elapsed).map(|(index, _)| index).collect()
     }
 
+    /// Every scheduled correction, in array order.
+    pub(crate) fn corrections(&self) -> &[ScheduledCorrection] {
+        &self.corrections
+    }
+
+    /// The corrections shown in preliminary form after `elapsed` seconds of replay.
+    pub(crate) fn pending(&self, elapsed: f64) -> Vec<&ScheduledCorrection> {
+        self.corrections.iter().filter(|c| c.shown_at <= elapsed && elapsed < c.corrected_at).collect()
+    }
+
+    /// How many corrections have landed after `elapsed` seconds. With the number of visible plays, this
+    /// determines the rendered document (both only grow with time), so the pair keys the render cache.
+    pub(crate) fn landed(&self, elapsed: f64) -> usize {
+        self.corrections.iter().filter(|c| c.corrected_at <= elapsed).count()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.reveal_at.len()
     }
 }
 
-fn sequence_of(play: &Value) -> Option<u64> {
-    match play.get("sequenceNumber")? {
-        Value::String(text) => text.trim().parse().ok(),
-        Value::Number(number) => number.as_u64(),
-        _ => None,
+/// Reveal time per index of the recorded array (the rule in the module docs).
+fn reveal_times(plays: &[Value]) -> Vec<f64> {
+    let wallclocks: Vec<Option<i64>> =
+        plays.iter().map(|p| p.get("wallclock").and_then(Value::as_str).and_then(parse_utc_seconds)).collect();
+    let start = wallclocks.iter().flatten().min().copied().unwrap_or(0);
+    let mut order: Vec<usize> = (0..plays.len()).collect();
+    // Sequence order; plays without a numeric sequence keep their array position relative to each other.
+    order.sort_by_key(|&index| (corrections::sequence_of(&plays[index]).unwrap_or(u64::MAX), index));
+    let mut reveal_at = vec![0.0; plays.len()];
+    let mut latest = 0.0_f64;
+    for index in order {
+        if let Some(wallclock) = wallclocks[index] {
+            // Offsets of a few hours: exact in f64.
+            latest = latest.max((wallclock - start) as f64);
+        }
+        reveal_at[index] = latest;
     }
+    reveal_at
 }
 
 /// What the scoreboard and header show for a game at a point of its replay.
@@ -117,15 +166,23 @@ fn ordinal(number: u64) -> String {
     format!("{number}{suffix}")
 }
 
-/// The game document as ESPN would serve it with only `visible` plays logged.
-pub(crate) fn render_game(doc: &GameDoc, visible: &[usize]) -> Body {
+/// The game document as ESPN would serve it with only `visible` plays logged, the `pending` ones in their
+/// preliminary form.
+pub(crate) fn render_game(doc: &GameDoc, visible: &[usize], pending: &[&ScheduledCorrection]) -> Body {
+    // Every correction lands by the end of the replay (`Replay::build`), so nothing is pending here.
     if visible.len() == doc.plays.len() {
         return doc.body.clone();
     }
     let view = live_view(doc, visible);
     let mut root = doc.shell.clone();
     if let Some(game) = GameDoc::game_of_mut(doc.kind, &mut root).and_then(Value::as_object_mut) {
-        let plays: Vec<Value> = visible.iter().filter_map(|&index| doc.plays.get(index).cloned()).collect();
+        let plays: Vec<Value> = visible
+            .iter()
+            .filter_map(|&index| match pending.iter().find(|c| c.index == index) {
+                Some(correction) => Some(correction.preliminary.clone()),
+                None => doc.plays.get(index).cloned(),
+            })
+            .collect();
         game.insert("plays".to_owned(), Value::Array(plays));
         if let Some(competition) = game.get_mut("header").and_then(|h| h.pointer_mut("/competitions/0")) {
             apply_view(competition, &view);

@@ -19,12 +19,25 @@
 //! in-progress status and the running score, and the scoreboard follows. `speed` multiplies the replay clock;
 //! tests can take the clock in hand with [`FakeEspn::use_manual_clock`] and [`FakeEspn::advance`].
 //!
+//! Live mode also corrects plays, as ESPN does (unless [`FakeOptions::corrections`] is off). Deterministically,
+//! per game: the first missed corner three-point jumper is first served as a missed two (3-point attempt counters
+//! change, scores do not: [`CorrectionKind::ThreeLoggedAsTwo`]), and every play whose `sequenceNumber` is a
+//! multiple of [`DISTANCE_EVERY`] and whose text gives a shot distance is first served one foot longer, its
+//! coordinate one foot off ([`CorrectionKind::ShotDistance`]). The recorded form replaces the preliminary one
+//! [`CORRECTION_DELAY`] of replay time after the play is revealed, or at the end of the game's replay if that is
+//! sooner: the recorded file is the truth, and the finished replay serves it byte for byte.
+//! [`FakeEspn::corrections`] lists the corrected plays with their times, for tests to check every one ended in
+//! its recorded form. The rules in detail are on the variants of [`CorrectionKind`].
+//!
 //! Responses carry an `ETag`; a matching `If-None-Match` gets `304`. Bodies are gzip-compressed when the
 //! request accepts gzip.
 
+mod corrections;
 mod faults;
 mod fixtures;
 mod live;
+#[cfg(test)]
+mod tests;
 mod time;
 
 use std::collections::HashMap;
@@ -48,6 +61,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use corrections::{CORRECTION_DELAY, Correction, CorrectionKind, DISTANCE_EVERY};
 pub use faults::{Fault, FaultRule};
 
 use crate::League;
@@ -86,11 +100,15 @@ pub struct FakeOptions {
     pub live: bool,
     /// Replay speed: 1.0 is real time, 60.0 plays a minute of game wallclock per second.
     pub speed: f64,
+    /// In live mode, serve some plays first in a preliminary form and correct them later (see the module docs).
+    /// No effect without `live`.
+    pub corrections: bool,
 }
 
 impl Default for FakeOptions {
+    /// Recorded files as they are; corrections on for whoever turns `live` on.
     fn default() -> Self {
-        FakeOptions { live: false, speed: 1.0 }
+        FakeOptions { live: false, speed: 1.0, corrections: true }
     }
 }
 
@@ -112,17 +130,23 @@ impl ReplayClock {
 /// A game document: which kind, which league, which game id.
 type GameKey = (GameKind, League, String);
 
+/// What a live-rendered game document shows: how many plays are revealed and how many corrections have landed.
+/// Both only grow with replay time, so together they determine the body.
+type RenderVersion = (usize, usize);
+
 #[derive(Debug)]
 struct State {
     fixtures: Fixtures,
     live: bool,
+    /// Live mode with corrections.
+    corrections: bool,
     clock: Mutex<ReplayClock>,
     faults: Mutex<Vec<FaultRule>>,
     requests: Mutex<Vec<String>>,
     /// Responses sent gzip-compressed (the client asked for it).
     gzipped: std::sync::atomic::AtomicUsize,
-    /// Last rendered live body per game document, keyed by how many plays it shows.
-    rendered: Mutex<HashMap<GameKey, (usize, Body)>>,
+    /// Last rendered live body per game document, with the version it shows.
+    rendered: Mutex<HashMap<GameKey, (RenderVersion, Body)>>,
 }
 
 /// The fake ESPN server. Cloning gives another handle to the same server state.
@@ -160,6 +184,7 @@ impl FakeEspn {
         let state = State {
             fixtures,
             live: options.live,
+            corrections: options.live && options.corrections,
             clock: Mutex::new(ReplayClock::Running { started: Instant::now(), speed: options.speed }),
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
@@ -188,6 +213,42 @@ impl FakeEspn {
     pub fn replay_duration(&self) -> Duration {
         let seconds = self.state.fixtures.games.values().map(|doc| doc.replay.duration()).fold(0.0, f64::max);
         Duration::from_secs_f64(seconds)
+    }
+
+    /// The plays live mode serves in a preliminary form before their recorded one (empty unless live with
+    /// corrections), sorted by league, game and `shown_at`. A game recorded as both a summary and a cdn page is
+    /// listed once: both documents carry the same plays and so the same corrections.
+    pub fn corrections(&self) -> Vec<Correction> {
+        if !self.state.corrections {
+            return Vec::new();
+        }
+        let seconds = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX);
+        let mut corrections: Vec<Correction> = self
+            .state
+            .fixtures
+            .games
+            .values()
+            .flat_map(|doc| {
+                doc.replay.corrections().iter().map(|scheduled| Correction {
+                    league: doc.league,
+                    game_id: doc.game_id.clone(),
+                    play_id: scheduled.play_id.clone(),
+                    kind: scheduled.kind,
+                    shown_at: seconds(scheduled.shown_at),
+                    corrected_at: seconds(scheduled.corrected_at),
+                })
+            })
+            .collect();
+        corrections.sort_by(|a, b| {
+            (a.league.slug(), &a.game_id, a.shown_at, &a.play_id).cmp(&(
+                b.league.slug(),
+                &b.game_id,
+                b.shown_at,
+                &b.play_id,
+            ))
+        });
+        corrections.dedup_by(|a, b| (a.league, &a.game_id, &a.play_id) == (b.league, &b.game_id, &b.play_id));
+        corrections
     }
 
     /// Stops the replay clock at its current position; from now on only [`FakeEspn::advance`] moves it.
@@ -436,14 +497,18 @@ fn game(state: &State, kind: GameKind, league: League, game_id: &str) -> RouteRe
     if !state.live || doc.plays.is_empty() {
         return Ok(doc.body.clone());
     }
-    let visible = doc.replay.visible(state.clock.lock().elapsed());
-    if let Some((count, body)) = state.rendered.lock().get(&key)
-        && *count == visible.len()
+    let elapsed = state.clock.lock().elapsed();
+    let visible = doc.replay.visible(elapsed);
+    let landed = if state.corrections { doc.replay.landed(elapsed) } else { 0 };
+    let version = (visible.len(), landed);
+    if let Some((rendered, body)) = state.rendered.lock().get(&key)
+        && *rendered == version
     {
         return Ok(body.clone());
     }
-    let body = live::render_game(doc, &visible);
-    state.rendered.lock().insert(key, (visible.len(), body.clone()));
+    let pending = if state.corrections { doc.replay.pending(elapsed) } else { Vec::new() };
+    let body = live::render_game(doc, &visible, &pending);
+    state.rendered.lock().insert(key, (version, body.clone()));
     Ok(body)
 }
 
