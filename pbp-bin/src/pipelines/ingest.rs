@@ -303,6 +303,11 @@ impl Ingest {
         match event {
             CollectorEvent::Scoreboard { league, scoreboard } => self.scoreboard(league, &scoreboard).await,
             CollectorEvent::Plays(batch) => self.plays(&batch).await,
+            CollectorEvent::Undecodable { league, game_id, url, body, reason } => {
+                let key = game_id.as_deref().unwrap_or(league.slug());
+                self.dead_letter(Some(key), Some(body), "UndecodableResponse", &format!("{url}: {reason}"));
+                self.send_pending().await
+            }
             CollectorEvent::GameFinished { league, game_id } => {
                 tracing::info!(%league, game_id, "Game finished.");
                 Ok(())

@@ -50,30 +50,34 @@ impl ScoreboardPoller {
                     undecodable.reset();
                     let board = fetched.value;
                     any_live = board.events.iter().any(|event| event.is_live());
-                    for event in board.events.iter().filter(|event| event.is_live() || event.is_final()) {
-                        if running.contains(&event.id) || collected.contains(&event.id) {
-                            continue;
-                        }
-                        tracing::info!(game_id = %event.id, %league, live = event.is_live(), "Collecting game.");
-                        let mut collector = PlayCollector::new(
-                            Arc::clone(&self.client),
-                            &self.config,
-                            event.id.clone(),
-                            self.events.clone(),
-                        );
-                        if let Some(state) = self.restored.remove(&event.id) {
-                            collector = collector.with_state(state);
-                        }
-                        running.insert(event.id.clone());
-                        let game_id = event.id.clone();
-                        let token = children.clone();
-                        collectors.spawn(async move { (game_id, collector.run(token).await) });
-                    }
+                    let starting: Vec<(String, bool)> = board
+                        .events
+                        .iter()
+                        .filter(|event| event.is_live() || event.is_final())
+                        .filter(|event| !running.contains(&event.id) && !collected.contains(&event.id))
+                        .map(|event| (event.id.clone(), event.is_live()))
+                        .collect();
+                    // The scoreboard goes out before the plays of the games it starts: it names their teams.
                     if !fetched.not_modified {
                         let event = CollectorEvent::Scoreboard { league, scoreboard: Box::new(board) };
                         if self.events.send(event).await.is_err() {
                             break Err(CollectorError::ChannelClosed);
                         }
+                    }
+                    for (game_id, live) in starting {
+                        tracing::info!(%game_id, %league, live, "Collecting game.");
+                        let mut collector = PlayCollector::new(
+                            Arc::clone(&self.client),
+                            &self.config,
+                            game_id.clone(),
+                            self.events.clone(),
+                        );
+                        if let Some(state) = self.restored.remove(&game_id) {
+                            collector = collector.with_state(state);
+                        }
+                        running.insert(game_id.clone());
+                        let token = children.clone();
+                        collectors.spawn(async move { (game_id, collector.run(token).await) });
                     }
                 }
                 Err(ClientError::Decode { url, source, body, .. }) => {
