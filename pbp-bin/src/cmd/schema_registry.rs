@@ -49,7 +49,7 @@ pub(crate) struct SchemaRegistryArgs {
 enum Store<'a> {
     Memory,
     File(&'a std::path::Path),
-    Topic { brokers: &'a str, topic: &'a str },
+    Topic { transport: &'a TransportConfig, topic: &'a str },
 }
 
 impl SchemaRegistryArgs {
@@ -61,11 +61,11 @@ impl SchemaRegistryArgs {
                 dir.display(),
                 self.schemas_topic
             ),
-            (Some(TransportConfig::Kafka { brokers }), None) => {
+            (Some(kafka @ TransportConfig::Kafka { .. }), None) => {
                 if self.schemas_topic.trim().is_empty() {
                     bail!("--schemas-topic is empty");
                 }
-                Ok(Store::Topic { brokers, topic: &self.schemas_topic })
+                Ok(Store::Topic { transport: kafka, topic: &self.schemas_topic })
             }
             (_, Some(dir)) => Ok(Store::File(dir)),
             (_, None) => Ok(Store::Memory),
@@ -75,8 +75,8 @@ impl SchemaRegistryArgs {
 
 pub(crate) async fn run(args: SchemaRegistryArgs) -> anyhow::Result<()> {
     let registry = match args.store()? {
-        Store::Topic { brokers, topic } => {
-            let transport = TransportConfig::Kafka { brokers: brokers.to_owned() }.connect()?;
+        Store::Topic { transport, topic } => {
+            let transport = transport.connect()?;
             EmbeddedRegistry::open_topic(transport, topic).await?
         }
         Store::File(dir) => EmbeddedRegistry::open(dir)?,
@@ -238,9 +238,15 @@ mod tests {
     #[test]
     fn the_store_is_the_topic_the_file_or_memory_never_two() {
         let args = parse(&["--transport", "kafka://127.0.0.1:9092"]).unwrap();
-        assert_eq!(args.store().unwrap(), Store::Topic { brokers: "127.0.0.1:9092", topic: "_schemas" });
+        assert_eq!(
+            args.store().unwrap(),
+            Store::Topic { transport: &"kafka://127.0.0.1:9092".parse().unwrap(), topic: "_schemas" }
+        );
         let args = parse(&["--transport", "kafka://k:9092", "--schemas-topic", "prod._schemas"]).unwrap();
-        assert_eq!(args.store().unwrap(), Store::Topic { brokers: "k:9092", topic: "prod._schemas" });
+        assert_eq!(
+            args.store().unwrap(),
+            Store::Topic { transport: &"kafka://k:9092".parse().unwrap(), topic: "prod._schemas" }
+        );
         let args = parse(&["--data-dir", "/d"]).unwrap();
         assert_eq!(args.store().unwrap(), Store::File(std::path::Path::new("/d")));
         // The embedded log lasts as long as the process: it does not compete with a data directory.

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use super::{EmbeddedTransport, Transport, TransportError};
 use crate::log::{DEFAULT_CAPACITY_BYTES, EmbeddedLog};
 
-/// Which log a process runs its pipelines on. Parsed from `embedded` or `kafka://HOST:PORT[,HOST:PORT…]`
-/// (the `kafka` feature is needed for the latter), e.g. from a `--transport` flag or `PBP_TRANSPORT`.
+/// Which log a process runs its pipelines on. Parsed from `embedded` or
+/// `kafka://HOST:PORT[,HOST:PORT…][?property=value&…]` (the `kafka` feature is needed for the latter), e.g. from a
+/// `--transport` flag or `PBP_TRANSPORT`. Query properties are librdkafka settings for every client, such as
+/// `session.timeout.ms=6000` (how soon a crashed group member's partitions move to the others).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportConfig {
     /// The in-process [`EmbeddedLog`], with this per-partition capacity.
@@ -19,6 +21,8 @@ pub enum TransportConfig {
     Kafka {
         /// `bootstrap.servers`.
         brokers: String,
+        /// Extra librdkafka properties, applied to every client after pbp's own.
+        properties: Vec<(String, String)>,
     },
 }
 
@@ -36,15 +40,25 @@ impl FromStr for TransportConfig {
         if spec.eq_ignore_ascii_case("embedded") {
             return Ok(Self::default());
         }
-        match spec.strip_prefix("kafka://") {
-            Some(brokers) if !brokers.is_empty() && brokers.split(',').all(|b| b.trim().contains(':')) => {
-                Ok(Self::Kafka { brokers: brokers.to_owned() })
-            }
-            _ => Err(TransportError::client(
+        let invalid = |why: &str| {
+            TransportError::client(
                 format!("transport {spec:?}"),
-                "expected `embedded` or `kafka://HOST:PORT[,HOST:PORT...]`",
-            )),
+                format!("{why}; expected `embedded` or `kafka://HOST:PORT[,HOST:PORT...][?property=value&...]`"),
+            )
+        };
+        let Some(rest) = spec.strip_prefix("kafka://") else { return Err(invalid("unknown scheme")) };
+        let (brokers, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if brokers.is_empty() || !brokers.split(',').all(|b| b.trim().contains(':')) {
+            return Err(invalid("brokers must be HOST:PORT"));
         }
+        let mut properties = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((key, value)) if !key.is_empty() => properties.push((key.to_owned(), value.to_owned())),
+                _ => return Err(invalid(&format!("property {pair:?} is not key=value"))),
+            }
+        }
+        Ok(Self::Kafka { brokers: brokers.to_owned(), properties })
     }
 }
 
@@ -57,8 +71,11 @@ impl TransportConfig {
                 Ok(Arc::new(EmbeddedTransport::new(EmbeddedLog::new()).with_capacity_bytes(*capacity_bytes)))
             }
             #[cfg(feature = "kafka")]
-            Self::Kafka { brokers } => {
-                Ok(Arc::new(super::kafka::KafkaTransport::connect(super::kafka::KafkaConfig::new(brokers.clone()))?))
+            Self::Kafka { brokers, properties } => {
+                let config = properties
+                    .iter()
+                    .fold(super::kafka::KafkaConfig::new(brokers.clone()), |config, (k, v)| config.set(k, v));
+                Ok(Arc::new(super::kafka::KafkaTransport::connect(config)?))
             }
             #[cfg(not(feature = "kafka"))]
             Self::Kafka { .. } => {
@@ -77,9 +94,19 @@ mod tests {
         assert_eq!("embedded".parse::<TransportConfig>().unwrap(), TransportConfig::default());
         assert_eq!(
             "kafka://127.0.0.1:9092,10.0.0.2:9092".parse::<TransportConfig>().unwrap(),
-            TransportConfig::Kafka { brokers: "127.0.0.1:9092,10.0.0.2:9092".into() }
+            TransportConfig::Kafka { brokers: "127.0.0.1:9092,10.0.0.2:9092".into(), properties: Vec::new() }
         );
-        for bad in ["", "kafka://", "kafka://nohost", "redis://x:1", "embeded"] {
+        assert_eq!(
+            "kafka://h:1?session.timeout.ms=6000&heartbeat.interval.ms=1000".parse::<TransportConfig>().unwrap(),
+            TransportConfig::Kafka {
+                brokers: "h:1".into(),
+                properties: vec![
+                    ("session.timeout.ms".into(), "6000".into()),
+                    ("heartbeat.interval.ms".into(), "1000".into())
+                ]
+            }
+        );
+        for bad in ["", "kafka://", "kafka://nohost", "redis://x:1", "embeded", "kafka://h:1?novalue"] {
             assert!(bad.parse::<TransportConfig>().is_err(), "{bad:?} must not parse");
         }
     }

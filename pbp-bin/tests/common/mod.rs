@@ -1,0 +1,168 @@
+//! Helpers shared by the end-to-end tests: processes, the recorded truth of a game, and store checks.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pbp_espn::fake::Correction;
+use pbp_espn::model;
+use pbp_espn::normalize::normalize_summary;
+use pbp_store::{GameStateRow, PlayRow, PlaysQuery, Repository};
+
+pub(crate) fn fixtures_dir() -> PathBuf {
+    std::env::var_os("PBP_ESPN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/espn")))
+}
+
+pub(crate) fn services_required() -> bool {
+    std::env::var_os("PBP_REQUIRE_SERVICES").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// A `pbp` child process, killed when dropped (also when an assertion fails).
+pub(crate) struct Pbp {
+    pub(crate) name: String,
+    pub(crate) child: Child,
+}
+
+impl Pbp {
+    /// Starts `pbp ARGS...` with `envs`, logging to `log_dir/NAME.log`.
+    pub(crate) fn start(name: &str, args: &[&str], envs: &[(&str, String)], log_dir: &Path) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(log_dir.join(format!("{name}.log")))?;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pbp"));
+        command.args(["--log", "info,pbp_dataflow=warn"]).args(args).stdout(Stdio::null()).stderr(log);
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        Ok(Self { name: name.to_owned(), child: command.spawn()? })
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for it; it must exit successfully.
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", self.name);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::ensure!(status.success(), "{} exited with {status}", self.name);
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{} did not stop within 60 s of SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `kill -9`: no chance to finish anything.
+    pub(crate) fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Fails if the process already exited.
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            anyhow::bail!("{} exited early with {status}", self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pbp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a recorded game must look like once stored.
+pub(crate) struct Expected {
+    pub(crate) game_id: String,
+    /// `(play_id, text)` in ESPN's array order (game order).
+    pub(crate) plays: Vec<(String, String)>,
+    pub(crate) home_score: i32,
+    pub(crate) away_score: i32,
+}
+
+impl Expected {
+    pub(crate) fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let summary = model::parse_summary(&std::fs::read(path)?)?;
+        let (context, plays) = normalize_summary(&summary, None);
+        let competition = summary.header.competition().ok_or_else(|| anyhow::anyhow!("no competition"))?;
+        let score = |side: &str| competition.competitor(side).and_then(|c| c.score).map_or(0, |s| s as i32);
+        Ok(Self {
+            game_id: context.game_id,
+            plays: plays.into_iter().map(|p| (p.play_id, p.text)).collect(),
+            home_score: score("home"),
+            away_score: score("away"),
+        })
+    }
+}
+
+/// Waits until the store holds the whole finished game (or fails after `timeout`), while `alive` keeps
+/// checking the processes.
+pub(crate) async fn wait_for_game(
+    repository: &dyn Repository,
+    expected: &Expected,
+    timeout: Duration,
+    mut alive: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        alive()?;
+        let state = repository.game_state(&expected.game_id).await.ok().flatten();
+        let plays = repository.plays(&expected.game_id, &PlaysQuery::default()).await.unwrap_or_default();
+        let texts_final = plays.len() == expected.plays.len()
+            && plays.iter().zip(&expected.plays).all(|(p, (id, text))| &p.play_id == id && &p.text == text);
+        if state.as_ref().is_some_and(|s| s.status.as_str() == "post") && texts_final {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "game {} not complete after {timeout:?}: {} of {} plays stored, state {:?}",
+            expected.game_id,
+            plays.len(),
+            expected.plays.len(),
+            state.map(|s| (s.status, s.plays_applied))
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every play exactly once, in game order, with its final content; corrected plays updated in place; the
+/// final score and state right.
+pub(crate) async fn assert_game(
+    repository: &dyn Repository,
+    expected: &Expected,
+    corrections: &[Correction],
+) -> anyhow::Result<(Vec<PlayRow>, GameStateRow)> {
+    let plays = repository.plays(&expected.game_id, &PlaysQuery::default()).await?;
+    let stored: Vec<(&str, &str)> = plays.iter().map(|p| (p.play_id.as_str(), p.text.as_str())).collect();
+    let wanted: Vec<(&str, &str)> = expected.plays.iter().map(|(id, text)| (id.as_str(), text.as_str())).collect();
+    assert_eq!(stored, wanted, "every play once, in game order, in its final form");
+    // A correction lands as an update in place when its preliminary form was stored first (both forms can also
+    // meet in one batch, where the last one wins before the write).
+    let corrected: Vec<&PlayRow> = corrections
+        .iter()
+        .filter(|c| c.game_id == expected.game_id)
+        .map(|c| plays.iter().find(|p| p.play_id == c.play_id).expect("corrected play stored"))
+        .collect();
+    if !corrected.is_empty() {
+        assert!(corrected.iter().any(|p| p.revision >= 2), "corrections were applied as updates: {corrected:?}");
+    }
+    let state = repository.game_state(&expected.game_id).await?.expect("game state stored");
+    assert_eq!(state.status.as_str(), "post");
+    assert_eq!((state.home_score, state.away_score), (expected.home_score, expected.away_score), "final score");
+    assert_eq!(state.plays_applied, expected.plays.len() as i64);
+    let last = plays.last().expect("plays");
+    assert_eq!(state.last_play_id.as_deref(), Some(last.play_id.as_str()));
+    let game = repository.game(&expected.game_id).await?.expect("game stored");
+    assert_eq!((game.home_score, game.away_score), (expected.home_score, expected.away_score));
+    Ok((plays, state))
+}
+
+/// A play without the fields that say when and how often it was delivered, for comparing two runs.
+pub(crate) fn content(play: &PlayRow) -> PlayRow {
+    PlayRow { fetched_at: 0, enriched_at: 0, revision: 0, change: pbp_store::PlayChange::New, ..play.clone() }
+}

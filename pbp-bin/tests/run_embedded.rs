@@ -1,0 +1,84 @@
+//! `pbp run` on the embedded default, end to end: the fake ESPN server replays a recorded game live (late
+//! inserts and corrections included) and `pbp run` polls it, enriches and stores into its embedded database.
+//! Then `pbp replay` of the same recorded file must store the same plays and the same game state.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Expected, Pbp, assert_game, content, fixtures_dir, wait_for_game};
+use pbp_espn::fake::{FakeEspn, FakeOptions};
+use pbp_store::SqliteStore;
+
+const GAME_FILE: &str = "nba-summary-401585607.json";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
+    let game_file = fixtures_dir().join(GAME_FILE);
+    let teams_file = fixtures_dir().join("nba-teams.json");
+    let expected = Expected::from_file(&game_file)?;
+    let fake = FakeEspn::from_files(
+        &[game_file.clone(), teams_file],
+        FakeOptions { live: true, speed: 400.0, corrections: true },
+    )?;
+    let corrections = fake.corrections();
+    assert!(!corrections.is_empty(), "the live replay corrects plays");
+    let server = fake.bind("127.0.0.1:0".parse()?).await?;
+    let dir = tempfile::tempdir()?;
+    let live_dir = dir.path().join("live");
+    let envs = [
+        ("PBP_ESPN_URL", server.base_url()),
+        ("PBP_DATA_DIR", live_dir.display().to_string()),
+        ("PBP_PLAYS_INTERVAL_MS", "100".to_owned()),
+        ("PBP_SCOREBOARD_INTERVAL_MS", "200".to_owned()),
+    ];
+    let mut run = Pbp::start("run", &["run"], &envs, dir.path())?;
+
+    // The embedded store is a SQLite file in WAL mode: the test reads it while `pbp run` writes.
+    let mut store = None;
+    for _ in 0..200 {
+        if live_dir.join("pbp.sqlite3").exists() {
+            // Let `pbp run` finish creating its schema first.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            store = Some(SqliteStore::open(&live_dir, 1).await?);
+            break;
+        }
+        run.check_running()?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let store = store.ok_or_else(|| anyhow::anyhow!("pbp run created no database in {}", live_dir.display()))?;
+    let waited = wait_for_game(&store, &expected, Duration::from_secs(240), || run.check_running()).await;
+    if waited.is_err() {
+        eprintln!("{}", std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default());
+    }
+    waited?;
+    let (live_plays, live_state) = assert_game(&store, &expected, &corrections).await?;
+    run.stop()?;
+    server.shutdown().await;
+
+    // The same game replayed from its recorded file: the same stored plays and state.
+    let replay_dir = dir.path().join("replay");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pbp"))
+        .args(["--log", "warn", "replay"])
+        .arg(&game_file)
+        .arg("--data-dir")
+        .arg(&replay_dir)
+        .output()?;
+    assert!(output.status.success(), "pbp replay failed: {}", String::from_utf8_lossy(&output.stderr));
+    let line = String::from_utf8(output.stdout)?;
+    let result: serde_json::Value = serde_json::from_str(line.trim())?;
+    assert_eq!(result["games"], 1);
+    assert_eq!(result["plays"], expected.plays.len());
+    assert!(result["plays_per_sec"].as_f64().is_some_and(|r| r > 0.0));
+    let replayed = SqliteStore::open(&replay_dir, 1).await?;
+    let (replay_plays, replay_state) = assert_game(&replayed, &expected, &[]).await?;
+    let live_content: Vec<_> = live_plays.iter().map(content).collect();
+    let replay_content: Vec<_> = replay_plays.iter().map(content).collect();
+    assert_eq!(live_content, replay_content, "live and replayed plays are the same");
+    assert_eq!(
+        pbp_store::GameStateRow { updated_at: 0, ..live_state },
+        pbp_store::GameStateRow { updated_at: 0, ..replay_state },
+        "live and replayed game states are the same"
+    );
+    Ok(())
+}
