@@ -184,3 +184,75 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pbp_avro::ScoreboardEvent;
+    use pbp_store::{GameRow, SqliteStore, TeamRow};
+
+    use super::*;
+    use crate::pipelines::convert::game_row;
+
+    fn team(id: &str) -> TeamRow {
+        TeamRow {
+            league: "nba".into(),
+            id: id.into(),
+            abbreviation: format!("T{id}"),
+            display_name: format!("Team {id}"),
+            color: None,
+            alternate_color: None,
+            updated_at: 1,
+        }
+    }
+
+    fn game(id: &str, home: &str) -> Record<String, GameRow> {
+        let mut event = ScoreboardEvent::example();
+        event.game_id = id.to_owned();
+        event.home_team_id = home.to_owned();
+        event.away_team_id = "2".to_owned();
+        Record::new(id.to_owned(), game_row(&event))
+    }
+
+    fn games_sink(repository: Arc<dyn Repository>, wait: Duration) -> StoreSink<GameRow, GameRow> {
+        StoreSink::new(repository, "games", Clone::clone, |g: &GameRow| g.id.clone(), |r, rows| r.upsert_games(rows))
+            .with_parent_wait(wait)
+    }
+
+    #[tokio::test]
+    async fn a_missing_parent_is_waited_for_a_bad_row_dead_lettered_an_orphan_too() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let repository: Arc<dyn Repository> = Arc::new(SqliteStore::open(dir.path(), 2).await?);
+        repository.upsert_teams(&[team("2")]).await?;
+
+        // Team 19 lands while the batch waits for it.
+        let mut sink = games_sink(repository.clone(), Duration::from_secs(10));
+        let late = repository.clone();
+        let parent = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            late.upsert_teams(&[team("19")]).await
+        });
+        let rejected = Sink::<String, GameRow>::write(&mut sink, &mut vec![game("1", "19")]).await?;
+        parent.await??;
+        assert!(rejected.is_empty());
+        assert!(repository.game("1").await?.is_some());
+
+        // A row the schema refuses is dead-lettered; the rest of the batch is written.
+        let mut bad = game("2", "19");
+        bad.value.game_date = "yesterday".into();
+        let rejected = Sink::<String, GameRow>::write(&mut sink, &mut vec![bad, game("3", "19")]).await?;
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].rejection.exception, "InvalidRow");
+        assert!(repository.game("3").await?.is_some() && repository.game("2").await?.is_none());
+
+        // A parent that never comes: the orphan is dead-lettered after the wait, its neighbours are written.
+        let mut sink = games_sink(repository.clone(), Duration::from_millis(100));
+        let rejected =
+            Sink::<String, GameRow>::write(&mut sink, &mut vec![game("4", "19"), game("5", "77"), game("6", "19")])
+                .await?;
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert!(rejected[0].rejection.message.contains("77"), "{rejected:?}");
+        assert!(repository.game("4").await?.is_some() && repository.game("6").await?.is_some());
+        assert!(repository.game("5").await?.is_none());
+        Ok(())
+    }
+}
