@@ -93,19 +93,30 @@ fn skip_or_fail(reason: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::Result<()> {
-    let Some(tansu) = tansu_binary() else { return skip_or_fail("no tansu binary (PATH or PBP_TANSU)") };
+/// The services of one test: its own broker and PostgreSQL schema (Redis is shared; cache entries are
+/// invalidated on every write).
+struct Services {
+    // Held for their `Drop`: the broker is killed and the schema dropped with the services.
+    _broker: Broker,
+    _schema: Schema,
+    kafka_port: u16,
+    database_url: String,
+}
+
+/// Starts the services, or `None` (with a printed reason) when one is missing and services are not required.
+fn services(dir: &std::path::Path) -> anyhow::Result<Option<Services>> {
+    let Some(tansu) = tansu_binary() else {
+        skip_or_fail("no tansu binary (PATH or PBP_TANSU)")?;
+        return Ok(None);
+    };
     let pg_base =
         std::env::var("PBP_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    if !port_open(5432) {
-        return skip_or_fail("PostgreSQL is not listening on 127.0.0.1:5432");
+    for (port, what) in [(5432, "PostgreSQL"), (6379, "Redis")] {
+        if !port_open(port) {
+            skip_or_fail(&format!("{what} is not listening on 127.0.0.1:{port}"))?;
+            return Ok(None);
+        }
     }
-    if !port_open(6379) {
-        return skip_or_fail("Redis is not listening on 127.0.0.1:6379");
-    }
-    let dir = tempfile::tempdir()?;
-
     let kafka_port = free_port()?;
     let listener = format!("tcp://127.0.0.1:{kafka_port}");
     let broker = Broker(
@@ -113,15 +124,58 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
             .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("tansu.log"))?)
+            .stderr(std::fs::File::create(dir.join("tansu.log"))?)
             .spawn()?,
     );
     wait_for_port(kafka_port, "tansu")?;
-
     let schema = Schema { base: pg_base.clone(), name: format!("pbp_e2e_{}_{}", std::process::id(), kafka_port) };
     psql(&pg_base, &format!("CREATE SCHEMA {}", schema.name))?;
     let sep = if pg_base.contains('?') { '&' } else { '?' };
     let database_url = format!("{pg_base}{sep}options=-c%20search_path%3D{}", schema.name);
+    Ok(Some(Services { _broker: broker, _schema: schema, kafka_port, database_url }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_on_kafka_and_postgres() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let Some(services) = services(dir.path())? else { return Ok(()) };
+    let game_file = fixtures_dir().join(GAME_FILE);
+    let expected = Expected::from_file(&game_file)?;
+    let transport =
+        format!("kafka://127.0.0.1:{}?session.timeout.ms=6000&heartbeat.interval.ms=1000", services.kafka_port);
+    let registry_port = free_port()?;
+    let registry_listen = format!("127.0.0.1:{registry_port}");
+    let registry = Pbp::start(
+        "schema-registry",
+        &["schema-registry", "--listen", &registry_listen, "--transport", &transport],
+        &[],
+        dir.path(),
+    )?;
+    wait_for_port(registry_port, "pbp schema-registry")?;
+    let output = Command::new(env!("CARGO_BIN_EXE_pbp"))
+        .args(["--log", "warn", "replay", "--repeat", "2", "--transport", &transport])
+        .args(["--schema-registry", &format!("http://{registry_listen}"), "--database-url", &services.database_url])
+        .args(["--redis-url", "redis://127.0.0.1:6379/"])
+        .arg(&game_file)
+        .output()?;
+    assert!(output.status.success(), "pbp replay failed: {}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_str(String::from_utf8(output.stdout)?.trim())?;
+    assert_eq!((result["games"].as_u64(), result["plays"].as_u64()), (Some(2), Some(2 * expected.plays.len() as u64)));
+    let store = PgStore::connect(PgConfig::new(services.database_url.clone())).await?;
+    assert_game(&store, &expected, &[]).await?;
+    // The second copy is the same game under another id, a day later.
+    let copy = Expected { game_id: format!("{}r1", expected.game_id), ..expected };
+    assert_game(&store, &copy, &[]).await?;
+    registry.stop()?;
+    drop(services);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let Some(services) = services(dir.path())? else { return Ok(()) };
+    let (kafka_port, database_url) = (services.kafka_port, services.database_url.clone());
 
     let game_file = fixtures_dir().join(GAME_FILE);
     let expected = Expected::from_file(&game_file)?;
@@ -222,7 +276,6 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
         process.stop()?;
     }
     server.shutdown().await;
-    drop(broker);
-    drop(schema);
+    drop(services);
     Ok(())
 }
