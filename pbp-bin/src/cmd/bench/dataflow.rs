@@ -4,7 +4,7 @@
 //! (`map → join_global → aggregate_by_key → TopicSink`) and once written by hand against the embedded
 //! log's own API (read, transform, join, update state, append results and changelog, commit). Both read
 //! the same pre-loaded input topic through their own consumer group, use the same codecs and the same
-//! changelog layout, and are checked to end in the same state. Each side runs `--rounds` times; the best
+//! changelog layout (one changelog record per changed key per batch), and are checked to end in the same state. Each side runs `--rounds` times; the best
 //! round of each is reported.
 
 use std::collections::HashMap;
@@ -246,7 +246,10 @@ async fn run_hand_loop(
         regions.insert(k, v);
     }
 
-    let mut states: hashbrown::HashMap<u64, (Totals, u64)> = hashbrown::HashMap::new();
+    // Per key: totals, last applied offset, and the timestamp of the batch's last change (`Some` while the key
+    // waits for its changelog record: one per key per batch, as the aggregate writes them).
+    let mut states: hashbrown::HashMap<u64, (Totals, u64, Option<i64>)> = hashbrown::HashMap::new();
+    let mut dirty: Vec<u64> = Vec::new();
     let mut positions: Vec<u64> =
         (0..partitions).map(|p| log.committed(group, input, p).map(|c| c.unwrap_or(0))).collect::<Result<_, _>>()?;
     let mut outputs = Vec::with_capacity(4096);
@@ -267,21 +270,18 @@ async fn run_hand_loop(
                 let Some(tax) = regions.get(&taxable.0) else { continue };
                 let cents = with_tax(taxable, tax);
                 if !states.contains_key(&key) {
-                    states.insert(key, (Totals::default(), u64::MAX));
+                    states.insert(key, (Totals::default(), u64::MAX, None));
                 }
-                let (totals, applied) = states.get_mut(&key).context("state just inserted")?;
+                let (totals, applied, changed) = states.get_mut(&key).context("state just inserted")?;
                 if *applied != u64::MAX && r.origin.offset <= *applied {
                     continue;
                 }
                 add(totals, cents);
                 *applied = r.origin.offset;
-                let key_bytes = BigEndian.encode(&key)?;
                 let ts = r.record.timestamp;
-                let changelog_value = changelog_value(&TotalsCodec, totals, Some((p, r.origin.offset)))?;
-                changes.push((
-                    Some(p),
-                    RawRecord { key: key_bytes, value: changelog_value, timestamp: ts, headers: Headers::new() },
-                ));
+                if changed.replace(ts).is_none() {
+                    dirty.push(key);
+                }
                 let out_key = BigEndian.encode(&key)?;
                 let out_partition = out_key.as_ref().map(|k| partition_for_key(k, 4));
                 let out_value = TotalsCodec.encode(totals)?;
@@ -289,6 +289,13 @@ async fn run_hand_loop(
                     out_partition,
                     RawRecord { key: out_key, value: out_value, timestamp: ts, headers: Headers::new() },
                 ));
+            }
+            for key in dirty.drain(..) {
+                let (totals, applied, changed) = states.get_mut(&key).context("dirty key has a state")?;
+                let ts = changed.take().context("dirty key changed")?;
+                let value = changelog_value(&TotalsCodec, totals, Some((p, *applied)))?;
+                let record = RawRecord { key: BigEndian.encode(&key)?, value, timestamp: ts, headers: Headers::new() };
+                changes.push((Some(p), record));
             }
             log.append_batch(&changelog, changes.drain(..)).await?;
             log.append_batch(&out, outputs.drain(..)).await?;
@@ -298,5 +305,5 @@ async fn run_hand_loop(
             break;
         }
     }
-    Ok(states.into_iter().map(|(k, (t, _))| (k, t)).collect())
+    Ok(states.into_iter().map(|(k, (t, _, _))| (k, t)).collect())
 }
