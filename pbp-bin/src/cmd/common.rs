@@ -36,8 +36,9 @@ pub(crate) struct ServiceArgs {
     /// Directory of the embedded store (`pbp.sqlite3`), created if missing.
     #[arg(long, env = "PBP_DATA_DIR", default_value = "./pbp-data")]
     pub(crate) data_dir: PathBuf,
-    /// Records per pipeline batch: larger batches mean fewer, larger store writes.
-    #[arg(long, env = "PBP_BATCH_SIZE", default_value_t = 1024)]
+    /// Most records per pipeline batch: larger batches mean fewer, larger store writes when there is a backlog
+    /// (a replay, a restart); live batches hold what arrived since the last poll and stay small.
+    #[arg(long, env = "PBP_BATCH_SIZE", default_value_t = 4096)]
     pub(crate) batch_size: usize,
     /// How long a store write waits for the rows it refers to (a play's game, a game's teams) to land from
     /// their own topics before dead-lettering the orphans, in milliseconds.

@@ -109,7 +109,7 @@ pub(crate) fn pipeline(
             acc.apply(&r.value);
             Ok(())
         })
-        .filter_map(|acc: GameAccumulator| acc.state().cloned())
+        .filter_map(GameAccumulator::into_state)
         .named("game-state")
         .to(TopicSink::new(topics::GAME_STATE, Utf8, codecs.states))
         .with_dlq(DeadLetterQueue::new(topics::DLQ_ENRICH))

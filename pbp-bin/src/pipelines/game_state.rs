@@ -124,8 +124,14 @@ pub(crate) struct GameAccumulator {
 
 impl GameAccumulator {
     /// The published state, if a play was applied.
+    #[cfg(test)]
     pub(crate) fn state(&self) -> Option<&GameState> {
         self.state.as_ref()
+    }
+
+    /// The published state, taken out of the accumulator (the copy the aggregate emits).
+    pub(crate) fn into_state(self) -> Option<GameState> {
+        self.state
     }
 
     /// Folds `play` in. Idempotent for a re-delivered play; a correction replaces the play's earlier version.
