@@ -135,26 +135,39 @@ fn services(dir: &std::path::Path) -> anyhow::Result<Option<Services>> {
     Ok(Some(Services { _broker: broker, _schema: schema, kafka_port, database_url }))
 }
 
+impl Services {
+    /// The transport URL, with group timings short enough for a test (a killed member's partitions move on
+    /// within six seconds).
+    fn transport(&self) -> String {
+        format!("kafka://127.0.0.1:{}?session.timeout.ms=6000&heartbeat.interval.ms=1000", self.kafka_port)
+    }
+}
+
+/// Starts `pbp schema-registry` with its schemas in the broker's `_schemas` topic; returns it and its URL.
+fn start_registry(transport: &str, log_dir: &std::path::Path) -> anyhow::Result<(Pbp, String)> {
+    let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let registry = Pbp::start(
+        "schema-registry",
+        &["schema-registry", "--listen", &listen, "--transport", transport],
+        &[],
+        log_dir,
+    )?;
+    wait_for_port(port, "pbp schema-registry")?;
+    Ok((registry, format!("http://{listen}")))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_on_kafka_and_postgres() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let Some(services) = services(dir.path())? else { return Ok(()) };
     let game_file = fixtures_dir().join(GAME_FILE);
     let expected = Expected::from_file(&game_file)?;
-    let transport =
-        format!("kafka://127.0.0.1:{}?session.timeout.ms=6000&heartbeat.interval.ms=1000", services.kafka_port);
-    let registry_port = free_port()?;
-    let registry_listen = format!("127.0.0.1:{registry_port}");
-    let registry = Pbp::start(
-        "schema-registry",
-        &["schema-registry", "--listen", &registry_listen, "--transport", &transport],
-        &[],
-        dir.path(),
-    )?;
-    wait_for_port(registry_port, "pbp schema-registry")?;
+    let transport = services.transport();
+    let (registry, registry_url) = start_registry(&transport, dir.path())?;
     let output = Command::new(env!("CARGO_BIN_EXE_pbp"))
         .args(["--log", "warn", "replay", "--repeat", "2", "--transport", &transport])
-        .args(["--schema-registry", &format!("http://{registry_listen}"), "--database-url", &services.database_url])
+        .args(["--schema-registry", &registry_url, "--database-url", &services.database_url])
         .args(["--redis-url", "redis://127.0.0.1:6379/"])
         .arg(&game_file)
         .output()?;
@@ -188,19 +201,11 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
     let corrections = fake.corrections();
     let server = fake.bind("127.0.0.1:0".parse()?).await?;
 
-    let transport = format!("kafka://127.0.0.1:{kafka_port}?session.timeout.ms=6000&heartbeat.interval.ms=1000");
-    let registry_port = free_port()?;
-    let registry_listen = format!("127.0.0.1:{registry_port}");
-    let registry = Pbp::start(
-        "schema-registry",
-        &["schema-registry", "--listen", &registry_listen, "--transport", &transport],
-        &[],
-        dir.path(),
-    )?;
-    wait_for_port(registry_port, "pbp schema-registry")?;
+    let transport = services.transport();
+    let (registry, registry_url) = start_registry(&transport, dir.path())?;
     let envs = [
         ("PBP_TRANSPORT", transport.clone()),
-        ("PBP_SCHEMA_REGISTRY_URL", format!("http://{registry_listen}")),
+        ("PBP_SCHEMA_REGISTRY_URL", registry_url.clone()),
         ("PBP_DATABASE_URL", database_url.clone()),
         ("PBP_REDIS_URL", "redis://127.0.0.1:6379/".to_owned()),
         ("PBP_ESPN_URL", server.base_url()),

@@ -12,8 +12,7 @@ use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use pbp_espn::League;
-use pbp_espn::model::{self, PlayDocument, Summary, TeamsResponse};
-use serde::Deserialize;
+use pbp_espn::model::{self, DocumentKind, PlayDocument, Summary, TeamsResponse};
 use tokio::task::JoinSet;
 
 use super::common::{Metrics, ServiceArgs};
@@ -45,37 +44,20 @@ enum Recorded {
     Unusable { path: PathBuf, bytes: Bytes, reason: String },
 }
 
-/// Top-level keys that say what kind of ESPN document a file is.
-#[derive(Deserialize)]
-struct Probe {
-    #[serde(rename = "gamepackageJSON", default)]
-    game_package: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    header: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    items: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    sports: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    events: Option<serde::de::IgnoredAny>,
-}
-
 fn classify(path: PathBuf, bytes: Vec<u8>) -> Recorded {
     let unusable =
         |path, bytes: Vec<u8>, reason: String| Recorded::Unusable { path, bytes: Bytes::from(bytes), reason };
-    let probe: Probe = match serde_json::from_slice(&bytes) {
-        Ok(probe) => probe,
-        Err(error) => return unusable(path, bytes, format!("not JSON: {error}")),
+    let kind = match model::document_kind(&bytes) {
+        Ok(kind) => kind,
+        Err(error) => return unusable(path, bytes, error.to_string()),
     };
-    if probe.game_package.is_some() || probe.header.is_some() {
-        return match model::parse_play_document(&bytes) {
+    match kind {
+        DocumentKind::Summary | DocumentKind::CdnPlayByPlay => match model::parse_play_document(&bytes) {
             Ok(PlayDocument::Summary(summary)) => Recorded::Game { path, summary: Box::new(summary) },
             Ok(PlayDocument::CorePlays(_)) => Recorded::Skipped { path, what: "a core plays page" },
             Err(error) => unusable(path, bytes, error.to_string()),
-        };
-    }
-    if probe.sports.is_some() {
-        return match model::parse_teams(&bytes) {
+        },
+        DocumentKind::Teams => match model::parse_teams(&bytes) {
             Ok(teams) => {
                 let slug = teams.sports.iter().flat_map(|s| &s.leagues).find_map(|l| l.slug.clone());
                 match slug.as_deref().and_then(League::from_slug) {
@@ -84,15 +66,15 @@ fn classify(path: PathBuf, bytes: Vec<u8>) -> Recorded {
                 }
             }
             Err(error) => unusable(path, bytes, error.to_string()),
-        };
+        },
+        DocumentKind::CorePlays => {
+            Recorded::Skipped { path, what: "a core plays page (one page of a game, without its teams)" }
+        }
+        DocumentKind::Scoreboard => Recorded::Skipped { path, what: "a scoreboard" },
+        DocumentKind::Unknown => {
+            unusable(path, bytes, "not an ESPN summary, cdn play-by-play page or teams list".to_owned())
+        }
     }
-    if probe.items.is_some() {
-        return Recorded::Skipped { path, what: "a core plays page (one page of a game, without its teams)" };
-    }
-    if probe.events.is_some() {
-        return Recorded::Skipped { path, what: "a scoreboard" };
-    }
-    unusable(path, bytes, "not an ESPN summary, cdn play-by-play page or teams list".to_owned())
 }
 
 /// The files named on the command line, folders expanded to their `*.json` files in name order.

@@ -93,7 +93,24 @@ pub enum PlayDocument {
     CorePlays(CorePlaysPage),
 }
 
-/// Top-level keys that tell the play documents apart, read without building the rest.
+/// What kind of ESPN document a JSON body is, told by its top-level keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    /// A site summary (`header`).
+    Summary,
+    /// A cdn play-by-play page (`gamepackageJSON`).
+    CdnPlayByPlay,
+    /// A core-API plays page (`items`).
+    CorePlays,
+    /// A teams list (`sports`).
+    Teams,
+    /// A scoreboard (`events`).
+    Scoreboard,
+    /// JSON, but none of the above.
+    Unknown,
+}
+
+/// Top-level keys that tell the documents apart, read without building the rest.
 #[derive(Deserialize)]
 struct DocumentProbe {
     #[serde(rename = "gamepackageJSON", default)]
@@ -102,22 +119,42 @@ struct DocumentProbe {
     header: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     items: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    sports: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    events: Option<serde::de::IgnoredAny>,
+}
+
+/// Tells what kind of ESPN document `bytes` hold; an error only when they are not a JSON object.
+pub fn document_kind(bytes: &[u8]) -> Result<DocumentKind, ParseError> {
+    let probe: DocumentProbe = parse("ESPN document", bytes)?;
+    Ok(if probe.game_package.is_some() {
+        DocumentKind::CdnPlayByPlay
+    } else if probe.header.is_some() {
+        DocumentKind::Summary
+    } else if probe.items.is_some() {
+        DocumentKind::CorePlays
+    } else if probe.sports.is_some() {
+        DocumentKind::Teams
+    } else if probe.events.is_some() {
+        DocumentKind::Scoreboard
+    } else {
+        DocumentKind::Unknown
+    })
 }
 
 /// Parses a summary, a cdn play-by-play page or a core-API plays page, recognised by content.
 pub fn parse_play_document(bytes: &[u8]) -> Result<PlayDocument, ParseError> {
-    let probe: DocumentProbe = parse("ESPN document", bytes)?;
-    if probe.game_package.is_some() {
-        Ok(PlayDocument::Summary(parse_cdn_play_by_play(bytes)?.game_package))
-    } else if probe.header.is_some() {
-        Ok(PlayDocument::Summary(parse_summary(bytes)?))
-    } else if probe.items.is_some() {
-        Ok(PlayDocument::CorePlays(parse_core_plays_page(bytes)?))
-    } else {
-        let error = <serde_json::Error as serde::de::Error>::custom(
-            "not a play document: expected a `header` (summary), `gamepackageJSON` (cdn) or `items` (core plays)",
-        );
-        Err(ParseError { what: "ESPN document", path: ".".to_owned(), error })
+    match document_kind(bytes)? {
+        DocumentKind::CdnPlayByPlay => Ok(PlayDocument::Summary(parse_cdn_play_by_play(bytes)?.game_package)),
+        DocumentKind::Summary => Ok(PlayDocument::Summary(parse_summary(bytes)?)),
+        DocumentKind::CorePlays => Ok(PlayDocument::CorePlays(parse_core_plays_page(bytes)?)),
+        DocumentKind::Teams | DocumentKind::Scoreboard | DocumentKind::Unknown => {
+            let error = <serde_json::Error as serde::de::Error>::custom(
+                "not a play document: expected a `header` (summary), `gamepackageJSON` (cdn) or `items` (core plays)",
+            );
+            Err(ParseError { what: "ESPN document", path: ".".to_owned(), error })
+        }
     }
 }
 
