@@ -129,8 +129,62 @@ mod redis {
     }
 
     #[tokio::test]
+    async fn a_ping_answers() -> anyhow::Result<()> {
+        let Some(cache) = common::redis_cache(short()).await? else { return Ok(()) };
+        cache.ping().await?;
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn unreachable_redis_is_a_typed_error() {
         let err = pbp_store::cache::RedisCache::connect("redis://127.0.0.1:1/", "x:", short(), 1).await;
         assert!(matches!(err, Err(pbp_store::CacheError::Connect(_))), "{err:?}");
     }
+}
+
+/// A cache whose server is down: every call fails.
+struct DownCache;
+
+#[async_trait::async_trait]
+impl Cache for DownCache {
+    async fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, pbp_store::CacheError> {
+        Err(pbp_store::CacheError::Pool("down".to_owned()))
+    }
+    async fn put(&self, _: &str, _: &str, _: &[u8], _: EntryKind) -> Result<(), pbp_store::CacheError> {
+        Err(pbp_store::CacheError::Pool("down".to_owned()))
+    }
+    async fn invalidate(&self, _: &[String]) -> Result<(), pbp_store::CacheError> {
+        Err(pbp_store::CacheError::Pool("down".to_owned()))
+    }
+    fn ttls(&self) -> CacheTtls {
+        short()
+    }
+    async fn ping(&self) -> Result<(), pbp_store::CacheError> {
+        Err(pbp_store::CacheError::Pool("down".to_owned()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_that_is_down_falls_back_to_the_store() -> anyhow::Result<()> {
+    let (store, _dir) = common::sqlite_store().await?;
+    let cached = CachedRepository::new(store, DownCache);
+    assert!(cached.cache().ping().await.is_err());
+    seed_teams(&cached).await?;
+    cached.upsert_games(&[game("g1", "2024-03-17", "2", "19")]).await?;
+    cached.upsert_plays(&[common::play("g1", 1), common::play("g1", 2)]).await?;
+    cached.upsert_game_states(&[state("g1", GameStatus::In, 2, 1)]).await?;
+    assert_eq!(cached.teams(Some("nba")).await?.len(), 3);
+    assert_eq!(cached.games(&Default::default()).await?.len(), 1);
+    assert_eq!(cached.game("g1").await?.map(|g| g.id), Some("g1".to_owned()));
+    assert_eq!(cached.plays("g1", &Default::default()).await?.len(), 2);
+    assert_eq!(cached.last_plays("g1", 1).await?.len(), 1);
+    assert_eq!(cached.game_state("g1").await?.map(|s| s.plays_applied), Some(2));
+    cached.ping().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_memory_cache_always_answers_a_ping() -> anyhow::Result<()> {
+    MemoryCache::new(short()).ping().await?;
+    Ok(())
 }

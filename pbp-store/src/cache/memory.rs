@@ -90,4 +90,8 @@ impl Cache for MemoryCache {
     fn ttls(&self) -> CacheTtls {
         self.ttls
     }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
 }

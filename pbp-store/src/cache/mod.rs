@@ -85,6 +85,9 @@ pub trait Cache: Send + Sync {
 
     /// The TTLs in use.
     fn ttls(&self) -> CacheTtls;
+
+    /// Checks that the cache answers (for health checks): a `PING` on Redis, always fine in process.
+    async fn ping(&self) -> Result<(), CacheError>;
 }
 
 /// A shared cache is a cache: lets a process pick Redis or the in-process cache at run time (`Arc<dyn Cache>`).
@@ -101,5 +104,8 @@ impl<T: Cache + ?Sized> Cache for std::sync::Arc<T> {
     }
     fn ttls(&self) -> CacheTtls {
         (**self).ttls()
+    }
+    async fn ping(&self) -> Result<(), CacheError> {
+        (**self).ping().await
     }
 }

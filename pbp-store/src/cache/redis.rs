@@ -105,4 +105,13 @@ impl Cache for RedisCache {
     fn ttls(&self) -> CacheTtls {
         self.ttls
     }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("PING").query_async::<String>(&mut *conn).await.map(drop).map_err(|source| CacheError::Redis {
+            operation: "PING",
+            key: String::new(),
+            source,
+        })
+    }
 }
