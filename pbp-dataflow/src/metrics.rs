@@ -48,6 +48,8 @@ fn latency_histogram() -> Histogram {
 /// The metrics of all pipelines in a process.
 #[derive(Debug, Clone)]
 pub struct DataflowMetrics {
+    /// Records polled from a pipeline's source, on Kafka or the embedded log (`kafka_messages_consumed_total`).
+    pub messages_consumed: Family<PipelineLabels, Counter>,
     /// Records entering each stage (`pbp_dataflow_records_in_total`).
     pub records_in: Family<StageLabels, Counter>,
     /// Records a stage emitted (`pbp_dataflow_records_out_total`).
@@ -66,6 +68,7 @@ pub struct DataflowMetrics {
 impl Default for DataflowMetrics {
     fn default() -> Self {
         Self {
+            messages_consumed: Family::default(),
             records_in: Family::default(),
             records_out: Family::default(),
             dlq_messages: Family::default(),
@@ -80,6 +83,11 @@ impl DataflowMetrics {
     /// Metrics registered in `registry`, ready to be exposed on `/metrics`.
     pub fn register(registry: &mut Registry) -> Arc<Self> {
         let m = Self::default();
+        registry.register(
+            "kafka_messages_consumed",
+            "Records polled from a pipeline's source topic (Kafka or the embedded log)",
+            m.messages_consumed.clone(),
+        );
         registry.register("pbp_dataflow_records_in", "Records entering a pipeline stage", m.records_in.clone());
         registry.register("pbp_dataflow_records_out", "Records emitted by a pipeline stage", m.records_out.clone());
         registry.register("dlq_messages", "Records sent to a dead-letter queue", m.dlq_messages.clone());
@@ -111,10 +119,12 @@ mod tests {
         let mut registry = Registry::default();
         let m = DataflowMetrics::register(&mut registry);
         m.dlq_messages.get_or_create(&m.stage("p", "parse")).inc();
+        m.messages_consumed.get_or_create(&PipelineLabels { pipeline: "p".into() }).inc_by(3);
         m.processing_latency.get_or_create(&PipelineLabels { pipeline: "p".into() }).observe(0.001);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("dlq_messages_total{pipeline=\"p\",stage=\"parse\"} 1"), "{text}");
         assert!(text.contains("pbp_dataflow_processing_latency_seconds_bucket"), "{text}");
+        assert!(text.contains("kafka_messages_consumed_total{pipeline=\"p\"} 3"), "{text}");
     }
 }

@@ -286,6 +286,12 @@ where
         self.op.before_batch().await?;
         let mut polled = std::mem::take(&mut self.polled);
         self.stats.polled += polled.len() as u64;
+        if !polled.is_empty() {
+            self.metrics
+                .messages_consumed
+                .get_or_create(&PipelineLabels { pipeline: self.name.to_string() })
+                .inc_by(polled.len() as u64);
+        }
         self.raw.clear();
         for Polled { raw, record } in polled.drain(..) {
             if let Some(r) = &raw {
