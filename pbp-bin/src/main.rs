@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod http;
 mod logging;
 mod pipelines;
 mod topics;

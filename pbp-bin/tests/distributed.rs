@@ -212,6 +212,7 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
         ("PBP_PLAYS_INTERVAL_MS", "100".to_owned()),
         ("PBP_SCOREBOARD_INTERVAL_MS", "200".to_owned()),
         ("PBP_BATCH_SIZE", "64".to_owned()),
+        ("PBP_LISTEN", "127.0.0.1:0".to_owned()),
     ];
     let mut serve = Pbp::start("serve", &["serve"], &envs, dir.path())?;
     let mut enrich = Pbp::start("enrich", &["enrich"], &envs, dir.path())?;

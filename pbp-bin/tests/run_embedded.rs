@@ -31,6 +31,7 @@ async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
         ("PBP_DATA_DIR", live_dir.display().to_string()),
         ("PBP_PLAYS_INTERVAL_MS", "100".to_owned()),
         ("PBP_SCOREBOARD_INTERVAL_MS", "200".to_owned()),
+        ("PBP_LISTEN", "127.0.0.1:0".to_owned()),
     ];
     let mut run = Pbp::start("run", &["run"], &envs, dir.path())?;
 

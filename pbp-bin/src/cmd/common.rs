@@ -11,7 +11,7 @@ use pbp_avro::SchemaRegistry;
 use pbp_avro::registry::{EmbeddedRegistry, HttpRegistry};
 use pbp_dataflow::{DataflowMetrics, PipelineConfig, Transport, TransportConfig};
 use pbp_espn::League;
-use pbp_store::cache::{CacheTtls, CachedRepository, MemoryCache, RedisCache};
+use pbp_store::cache::{Cache, CacheTtls, CachedRepository, MemoryCache, RedisCache};
 use pbp_store::{PgConfig, PgStore, Repository, SqliteStore};
 
 /// Where the pipelines keep their data. Every option has a `PBP_*` environment variable; with none given,
@@ -87,6 +87,11 @@ impl ServiceArgs {
 
     /// The store behind its cache: PostgreSQL or the embedded SQLite file, Redis or the in-process cache.
     pub(crate) async fn repository(&self) -> anyhow::Result<Arc<dyn Repository>> {
+        Ok(self.cached_store().await?.0)
+    }
+
+    /// The store behind its cache, and the cache itself (for health checks).
+    pub(crate) async fn cached_store(&self) -> anyhow::Result<(Arc<dyn Repository>, Arc<dyn Cache>)> {
         let store: Arc<dyn Repository> = match &self.database_url {
             Some(url) => Arc::new(
                 PgStore::connect(PgConfig::new(url.clone())).await.context("cannot open the PostgreSQL store")?,
@@ -98,15 +103,21 @@ impl ServiceArgs {
             ),
         };
         let ttls = CacheTtls::default();
-        let repository: Arc<dyn Repository> = match &self.redis_url {
-            Some(url) => {
-                let cache = RedisCache::connect(url, "pbp", ttls, 8).await.context("cannot connect to Redis")?;
-                Arc::new(CachedRepository::new(store, cache))
-            }
-            None => Arc::new(CachedRepository::new(store, MemoryCache::new(ttls))),
+        let cache: Arc<dyn Cache> = match &self.redis_url {
+            Some(url) => Arc::new(RedisCache::connect(url, "pbp", ttls, 8).await.context("cannot connect to Redis")?),
+            None => Arc::new(MemoryCache::new(ttls)),
         };
-        Ok(repository)
+        Ok((Arc::new(CachedRepository::new(store, cache.clone())), cache))
     }
+}
+
+/// Where the REST API listens (`pbp serve`, `pbp run`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HttpArgs {
+    /// Address of the REST API (`/v1/games`, `/v1/games/{id}`, `/v1/games/{id}/plays`, `/v1/teams`, `/health`,
+    /// `/metrics`; `docs/serving.md`). Port 0 picks a free port (logged).
+    #[arg(long, env = "PBP_LISTEN", default_value = "127.0.0.1:8000")]
+    pub(crate) listen: std::net::SocketAddr,
 }
 
 /// How ESPN is polled.
@@ -130,9 +141,10 @@ pub(crate) struct EspnArgs {
     pub(crate) scoreboard_interval_ms: u64,
 }
 
-/// Process-wide metrics: one Prometheus registry for every component.
+/// Process-wide metrics: one Prometheus registry for every component, shared with the HTTP server's `/metrics`
+/// (components register into it as they start; the lock is held only to register or encode).
 pub(crate) struct Metrics {
-    pub(crate) registry: prometheus_client::registry::Registry,
+    pub(crate) registry: Arc<std::sync::Mutex<prometheus_client::registry::Registry>>,
     pub(crate) dataflow: Arc<DataflowMetrics>,
 }
 
@@ -140,6 +152,6 @@ impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = prometheus_client::registry::Registry::default();
         let dataflow = DataflowMetrics::register(&mut registry);
-        Self { registry, dataflow }
+        Self { registry: Arc::new(std::sync::Mutex::new(registry)), dataflow }
     }
 }

@@ -1,14 +1,18 @@
 //! `pbp ingest`, `pbp enrich`, `pbp serve` and `pbp run`: the pipelines as processes. Each runs until Ctrl-C or
-//! SIGTERM, then finishes the batch in flight, commits and exits.
+//! SIGTERM, then finishes the batch in flight, commits and exits. `serve` and `run` also answer the REST API
+//! (`crate::http`) on `--listen`, from the store they write, and stop it with the pipelines.
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Args;
 use pbp_dataflow::{Shutdown, Transport};
 use tokio::task::JoinSet;
 
-use super::common::{EspnArgs, Metrics, ServiceArgs};
+use super::common::{EspnArgs, HttpArgs, Metrics, ServiceArgs};
 use crate::pipelines::{DynPipeline, enrich, live, serve};
+use pbp_store::Repository;
+use pbp_store::cache::Cache;
 
 /// Options of `pbp ingest`.
 #[derive(Debug, Args)]
@@ -31,6 +35,8 @@ pub(crate) struct EnrichArgs {
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     services: ServiceArgs,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 /// Options of `pbp run`.
@@ -40,14 +46,16 @@ pub(crate) struct RunArgs {
     services: ServiceArgs,
     #[command(flatten)]
     espn: EspnArgs,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     args.services.require_shared_log("ingest")?;
     let transport = args.services.connect_transport()?;
     let registry = args.services.registry()?;
-    let mut metrics = Metrics::new();
-    live::run_ingest(&transport, registry, &args.espn, &mut metrics.registry, Shutdown::on_signals()).await?;
+    let metrics = Metrics::new();
+    live::run_ingest(&transport, registry, &args.espn, &metrics.registry, Shutdown::on_signals()).await?;
     Ok(())
 }
 
@@ -65,17 +73,26 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let transport = args.services.connect_transport()?;
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::new();
-    let pipelines = serve_pipelines(&args.services, &transport, &metrics).await?;
-    run_all(pipelines, shutdown).await
+    let (repository, cache) = args.services.cached_store().await?;
+    let pipelines =
+        serve_pipelines_on(&args.services, &transport, &metrics, args.services.registry()?, repository.clone()).await?;
+    let server = start_http(&args.http, &args.services, repository, cache, &transport, &metrics, &shutdown).await?;
+    let ran = run_all(pipelines, shutdown.clone()).await;
+    // The pipelines stop on shutdown (or on error): stop the server too.
+    shutdown.trigger();
+    let served = server.await?;
+    ran.and(served)
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let transport = args.services.connect_transport()?;
     let registry = args.services.registry()?;
     let shutdown = Shutdown::on_signals();
-    let mut metrics = Metrics::new();
+    let metrics = Metrics::new();
+    let (repository, cache) = args.services.cached_store().await?;
     let mut pipelines = vec![enrich_pipeline_with(&args.services, &transport, &metrics, registry.clone()).await?];
-    pipelines.extend(serve_pipelines_with(&args.services, &transport, &metrics, registry.clone()).await?);
+    pipelines
+        .extend(serve_pipelines_on(&args.services, &transport, &metrics, registry.clone(), repository.clone()).await?);
     // Groups are joined before ingest writes, so that the embedded log keeps every record for them.
     for pipeline in &mut pipelines {
         pipeline.open().await?;
@@ -84,13 +101,35 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(_) => tracing::info!("Storing into PostgreSQL."),
         None => tracing::info!(data_dir = %args.services.data_dir.display(), "Storing into the embedded database."),
     }
+    let server = start_http(&args.http, &args.services, repository, cache, &transport, &metrics, &shutdown).await?;
     let pipelines = tokio::spawn(run_all(pipelines, shutdown.clone()));
-    let ingested = live::run_ingest(&transport, registry, &args.espn, &mut metrics.registry, shutdown.clone()).await;
+    let ingested = live::run_ingest(&transport, registry, &args.espn, &metrics.registry, shutdown.clone()).await;
     // Ingest stops on shutdown (or on error): stop the rest too.
     shutdown.trigger();
     let ran = pipelines.await?;
+    let served = server.await?;
     ingested?;
-    ran
+    ran.and(served)
+}
+
+/// Binds `--listen` (so a taken port fails the command at start) and serves the REST API until `shutdown`.
+async fn start_http(
+    http: &HttpArgs,
+    services: &ServiceArgs,
+    repository: Arc<dyn Repository>,
+    cache: Arc<dyn Cache>,
+    transport: &Arc<dyn Transport>,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen, PBP_LISTEN)", http.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "REST API listening.");
+    let checks = crate::http::HealthChecks::new(cache, transport.clone(), &services.transport);
+    let api = crate::http::Api::new(repository, checks, metrics.registry.clone());
+    let shutdown = shutdown.clone();
+    Ok(tokio::spawn(async move { crate::http::serve(listener, api, async move { shutdown.wait().await }).await }))
 }
 
 async fn enrich_pipeline(
@@ -112,22 +151,25 @@ async fn enrich_pipeline_with(
     Ok(Box::new(enrich::pipeline(transport.clone(), codecs, services.pipeline_config(), metrics.dataflow.clone())))
 }
 
-async fn serve_pipelines(
-    services: &ServiceArgs,
-    transport: &Arc<dyn Transport>,
-    metrics: &Metrics,
-) -> anyhow::Result<Vec<Box<dyn DynPipeline>>> {
-    serve_pipelines_with(services, transport, metrics, services.registry()?).await
-}
-
 pub(crate) async fn serve_pipelines_with(
     services: &ServiceArgs,
     transport: &Arc<dyn Transport>,
     metrics: &Metrics,
     registry: Arc<dyn pbp_avro::SchemaRegistry>,
 ) -> anyhow::Result<Vec<Box<dyn DynPipeline>>> {
-    crate::topics::ensure_all(transport.as_ref()).await?;
     let repository = services.repository().await?;
+    serve_pipelines_on(services, transport, metrics, registry, repository).await
+}
+
+/// The store pipelines writing into `repository`.
+async fn serve_pipelines_on(
+    services: &ServiceArgs,
+    transport: &Arc<dyn Transport>,
+    metrics: &Metrics,
+    registry: Arc<dyn pbp_avro::SchemaRegistry>,
+    repository: Arc<dyn Repository>,
+) -> anyhow::Result<Vec<Box<dyn DynPipeline>>> {
+    crate::topics::ensure_all(transport.as_ref()).await?;
     serve::pipelines(
         transport.clone(),
         registry,

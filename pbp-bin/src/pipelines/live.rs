@@ -20,12 +20,15 @@ pub(crate) async fn run_ingest(
     transport: &Arc<dyn Transport>,
     registry: Arc<dyn SchemaRegistry>,
     espn: &EspnArgs,
-    metrics: &mut prometheus_client::registry::Registry,
+    metrics: &std::sync::Mutex<prometheus_client::registry::Registry>,
     shutdown: Shutdown,
 ) -> anyhow::Result<IngestStats> {
     let mut ingest = Ingest::new(transport, registry).await?;
     let config = espn.espn_url.as_deref().map_or_else(ClientConfig::default, ClientConfig::with_base_url);
-    let client = Arc::new(EspnClient::new(config, metrics)?);
+    let client = {
+        let mut registry = metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::new(EspnClient::new(config, &mut registry)?)
+    };
     for &league in &espn.leagues {
         match client.teams(league).await {
             Ok(fetched) => ingest.teams(league, &fetched.value).await?,

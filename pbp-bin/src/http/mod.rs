@@ -1,0 +1,184 @@
+//! The REST API over raw hyper: games, plays, teams, health and metrics, read from the store through its cache.
+//!
+//! `GET /v1/games`, `/v1/games/{id}`, `/v1/games/{id}/plays`, `/v1/teams`, `/health` and `/metrics`
+//! (`docs/openapi.yaml`). Every answer but `/metrics` is JSON; errors are `{"error":{"code":N,"message":"..."}}`.
+//! [`serve`] runs until its shutdown future completes, then stops accepting and lets requests in flight finish
+//! for up to [`DRAIN`].
+
+mod error;
+mod health;
+mod metrics;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use pbp_store::Repository;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use self::error::ApiError;
+pub(crate) use self::health::HealthChecks;
+pub(crate) use self::metrics::HttpMetrics;
+use self::routes::Route;
+
+/// Largest request body accepted, in bytes (every endpoint is a GET: a body has nothing to say).
+pub(crate) const MAX_BODY: usize = 16 * 1024;
+
+/// How long requests in flight may take to finish once shutdown starts.
+pub(crate) const DRAIN: Duration = Duration::from_secs(5);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct Api {
+    repository: Arc<dyn Repository>,
+    checks: HealthChecks,
+    metrics: HttpMetrics,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Api {
+    /// An API over `repository` (the store behind its cache), exposing `registry` on `/metrics`, into which the
+    /// server's own series are registered.
+    pub(crate) fn new(repository: Arc<dyn Repository>, checks: HealthChecks, registry: Arc<Mutex<Registry>>) -> Self {
+        let metrics = HttpMetrics::register(&mut registry.lock().unwrap_or_else(PoisonError::into_inner));
+        Self { repository, checks, metrics, registry }
+    }
+}
+
+/// Serves `api` on `listener` until `shutdown` completes, then stops accepting, lets open connections finish
+/// their requests (up to [`DRAIN`]) and closes them.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    api: Api,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    // Out of file descriptors, typically: give the connections in flight a moment.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let api = api.clone();
+        let watcher = graceful.watcher();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| handle(api.clone(), request));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+        // Reap finished connections so the set does not grow with every client.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!(open = connections.len(), "HTTP connections still busy after the drain period; closing them");
+    }
+    connections.shutdown().await;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// Answers one request and records its duration under its route template.
+async fn handle(api: Api, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let (route, response) = match answer(&api, request).await {
+        Ok((route, response)) => (route, response),
+        Err((route, error)) => (route, json(error.status, &error.body())),
+    };
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    api.metrics.observe(&method, route, status, elapsed.as_secs_f64());
+    tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "HTTP request");
+    Ok(response)
+}
+
+type Answer = Result<(&'static str, Response<Full<Bytes>>), (&'static str, ApiError)>;
+
+async fn answer(api: &Api, request: Request<Incoming>) -> Answer {
+    let route = routes::route(request.uri().path());
+    let template = route.as_ref().map_or(routes::UNMATCHED, Route::template);
+    let fail = |error: ApiError| (template, error);
+    // Refuse an oversized body first, without reading it when its length is declared.
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(fail(ApiError::payload_too_large(MAX_BODY)));
+    }
+    let (parts, body) = request.into_parts();
+    if Limited::new(body, MAX_BODY).collect().await.is_err() {
+        return Err(fail(ApiError::payload_too_large(MAX_BODY)));
+    }
+    let route = route.map_err(fail)?;
+    routes::check_method(&parts.method).map_err(fail)?;
+    let query = parts.uri.query();
+    let params = |route: &Route| routes::Params::parse(query, routes::allowed_params(route)).map_err(fail);
+    let repository = api.repository.as_ref();
+    let body = match &route {
+        Route::Health => {
+            let health = health::check(&api.repository, &api.checks).await;
+            let status = routes::health_status(health.ok());
+            return Ok((template, json(status, &serde_json::to_value(&health).unwrap_or_default())));
+        }
+        Route::Metrics => return Ok((template, metrics_text(api))),
+        Route::Teams => routes::teams(repository, &params(&route)?).await,
+        Route::Games => routes::games(repository, &params(&route)?).await,
+        Route::Game(id) => {
+            params(&route)?;
+            routes::game(repository, id).await
+        }
+        Route::Plays(id) => routes::plays(repository, id, &params(&route)?).await,
+    };
+    body.map(|body| (template, json(StatusCode::OK, &body))).map_err(fail)
+}
+
+/// The process's metrics in the Prometheus (OpenMetrics) text format.
+fn metrics_text(api: &Api) -> Response<Full<Bytes>> {
+    let mut text = String::new();
+    let encoded = {
+        let registry = api.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+    };
+    if let Err(error) = encoded {
+        tracing::error!(%error, "cannot encode the metrics");
+        let error = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics");
+        return json(error.status, &error.body());
+    }
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+    }
+    response
+}

@@ -1,0 +1,537 @@
+//! The server on 127.0.0.1:0 over a SQLite store in a temporary directory, asked with raw HTTP/1.1.
+
+use std::sync::{Arc, Mutex};
+
+use pbp_store::cache::{Cache, CacheTtls, CachedRepository, EntryKind, MemoryCache};
+use pbp_store::{
+    CacheError, GameRow, GameStateRow, GameStatus, PlayChange, PlayRow, Repository, Side, SqliteStore, TeamCounters,
+    TeamRow,
+};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+use super::*;
+
+struct Server {
+    addr: std::net::SocketAddr,
+    registry: Arc<Mutex<Registry>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await?
+    }
+}
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+        })
+    }
+
+    /// The error body's code, checked against the status.
+    fn error_code(&self) -> u64 {
+        let code = self.json()["error"]["code"].as_u64().unwrap_or_default();
+        assert_eq!(code, u64::from(self.status), "{}", self.body);
+        assert!(self.json()["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.body);
+        code
+    }
+}
+
+/// Sends `request` (a full HTTP/1.1 request with `Connection: close`) and reads the whole answer.
+async fn send(addr: std::net::SocketAddr, request: &[u8]) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Answer { status, head: head.to_owned(), body: body.to_owned() }
+}
+
+async fn get(server: &Server, target: &str) -> Answer {
+    send(server.addr, format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await
+}
+
+fn team(id: &str, abbreviation: &str) -> TeamRow {
+    TeamRow {
+        league: "nba".to_owned(),
+        id: id.to_owned(),
+        abbreviation: abbreviation.to_owned(),
+        display_name: format!("Team {abbreviation}"),
+        color: Some("008348".to_owned()),
+        alternate_color: None,
+        updated_at: 1_700_000_000_000,
+    }
+}
+
+fn game(id: &str, date: &str, status: GameStatus, start_time: i64) -> GameRow {
+    GameRow {
+        id: id.to_owned(),
+        league: "nba".to_owned(),
+        season: 2024,
+        season_type: 2,
+        game_date: date.to_owned(),
+        start_time,
+        status,
+        status_detail: "Q2 5:13".to_owned(),
+        period: 2,
+        clock_display: "5:13".to_owned(),
+        clock_seconds: 313.0,
+        completed: status == GameStatus::Post,
+        home_team_id: "2".to_owned(),
+        away_team_id: "19".to_owned(),
+        home_score: 50,
+        away_score: 48,
+        fetched_at: 1_710_700_000_000,
+    }
+}
+
+fn play(game_id: &str, sequence: i64, game_order: i64) -> PlayRow {
+    PlayRow {
+        game_id: game_id.to_owned(),
+        play_id: format!("{game_id}{sequence}"),
+        sequence,
+        game_order,
+        league: "nba".to_owned(),
+        period: 1,
+        clock_display: "11:42".to_owned(),
+        clock_seconds: 702.0,
+        game_seconds_left: 2142.0,
+        period_elapsed_seconds: 18.0,
+        game_elapsed_seconds: 18.0,
+        overtime: false,
+        event_type: "jump_shot".to_owned(),
+        espn_type_id: "92".to_owned(),
+        espn_type_text: "Jump Shot".to_owned(),
+        team_id: Some("2".to_owned()),
+        side: Some(Side::Home),
+        home_score: 2,
+        away_score: 0,
+        score_differential: 2,
+        score_value: 2,
+        scoring_play: true,
+        shooting_play: true,
+        shot_value: Some(2),
+        coordinate: None,
+        wallclock: Some(1_710_712_800_000),
+        participants: vec!["4065648".to_owned()],
+        text: format!("Play {sequence}"),
+        change: PlayChange::New,
+        fetched_at: 1_710_712_900_000,
+        enriched_at: 1_710_712_900_100,
+        revision: 1,
+    }
+}
+
+fn state(game_id: &str) -> GameStateRow {
+    GameStateRow {
+        game_id: game_id.to_owned(),
+        league: "nba".to_owned(),
+        status: GameStatus::In,
+        period: 1,
+        clock_display: "11:42".to_owned(),
+        clock_seconds: 702.0,
+        home_score: 2,
+        away_score: 0,
+        home: TeamCounters { team_id: Some("2".to_owned()), points: 2, ..TeamCounters::default() },
+        away: TeamCounters { team_id: Some("19".to_owned()), ..TeamCounters::default() },
+        last_sequence: 10,
+        last_play_id: Some(format!("{game_id}10")),
+        last_play_text: Some("Play 10".to_owned()),
+        plays_applied: 4,
+        updated_at: 1_710_712_900_000,
+    }
+}
+
+/// Games `live` (in, 2024-03-17), `final` (post, 2024-03-17) and `later` (pre, 2024-03-18); `live` has four
+/// plays, sequence 10 a late insert third in game order, and a state.
+async fn seed(repository: &dyn Repository) -> anyhow::Result<()> {
+    repository.upsert_teams(&[team("2", "BOS"), team("19", "ORL")]).await?;
+    repository
+        .upsert_games(&[
+            game("live", "2024-03-17", GameStatus::In, 1_710_712_800_000),
+            game("final", "2024-03-17", GameStatus::Post, 1_710_700_000_000),
+            game("later", "2024-03-18", GameStatus::Pre, 1_710_800_000_000),
+        ])
+        .await?;
+    repository.upsert_plays(&[play("live", 3, 1), play("live", 4, 2), play("live", 5, 4), play("live", 10, 3)]).await?;
+    repository.upsert_game_states(&[state("live")]).await?;
+    Ok(())
+}
+
+/// A cache whose server is down: every call fails.
+struct DownCache;
+
+#[async_trait::async_trait]
+impl Cache for DownCache {
+    async fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        Err(CacheError::Pool("connection refused".to_owned()))
+    }
+    async fn put(&self, _: &str, _: &str, _: &[u8], _: EntryKind) -> Result<(), CacheError> {
+        Err(CacheError::Pool("connection refused".to_owned()))
+    }
+    async fn invalidate(&self, _: &[String]) -> Result<(), CacheError> {
+        Err(CacheError::Pool("connection refused".to_owned()))
+    }
+    fn ttls(&self) -> CacheTtls {
+        CacheTtls::default()
+    }
+    async fn ping(&self) -> Result<(), CacheError> {
+        Err(CacheError::Pool("connection refused".to_owned()))
+    }
+}
+
+/// A seeded store behind `cache`, served with health checks that ping `cache` and an embedded broker.
+async fn start_with(cache: Arc<dyn Cache>) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path(), 2).await?;
+    let repository: Arc<dyn Repository> = Arc::new(CachedRepository::new(store, cache.clone()));
+    seed(repository.as_ref()).await?;
+    let config: pbp_dataflow::TransportConfig = "embedded".parse()?;
+    let checks = HealthChecks::new(cache, config.connect()?, &config);
+    let metrics = crate::cmd::common::Metrics::new();
+    metrics.dataflow.messages_consumed.get_or_create(&pipeline("serve-plays")).inc_by(7);
+    metrics.dataflow.dlq_messages.get_or_create(&stage("serve-plays", "store")).inc();
+    let api = Api::new(repository, checks, metrics.registry.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, api, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Server { addr, registry: metrics.registry, stop: Some(stop), task, _dir: dir })
+}
+
+fn pipeline(name: &str) -> pbp_dataflow::metrics::PipelineLabels {
+    pbp_dataflow::metrics::PipelineLabels { pipeline: name.to_owned() }
+}
+
+fn stage(pipeline: &str, stage: &str) -> pbp_dataflow::metrics::StageLabels {
+    pbp_dataflow::metrics::StageLabels { pipeline: pipeline.to_owned(), stage: stage.to_owned() }
+}
+
+async fn start() -> anyhow::Result<Server> {
+    start_with(Arc::new(MemoryCache::new(CacheTtls::default()))).await
+}
+
+#[test]
+fn routes_and_ids() {
+    use routes::{Route, route};
+    assert_eq!(route("/v1/games"), Ok(Route::Games));
+    assert_eq!(route("/v1/games/401585607"), Ok(Route::Game("401585607".to_owned())));
+    assert_eq!(route("/v1/games/401585607r2/plays"), Ok(Route::Plays("401585607r2".to_owned())));
+    assert_eq!(route("/v1/teams"), Ok(Route::Teams));
+    assert_eq!(route("/health"), Ok(Route::Health));
+    assert_eq!(route("/metrics"), Ok(Route::Metrics));
+    for bad in [
+        "/v1/games/4015-856",
+        "/v1/games/%20",
+        "/v1/games/\u{e9}t\u{e9}/plays",
+        &format!("/v1/games/{}", "1".repeat(65)),
+    ] {
+        assert_eq!(route(bad).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST), "{bad}");
+    }
+    for unknown in ["/", "/v1", "/v1/games/", "/v1/games/1/plays/2", "/v2/games", "/v1/games//plays", "/health/"] {
+        assert_eq!(route(unknown).map_err(|e| e.status), Err(StatusCode::NOT_FOUND), "{unknown}");
+    }
+}
+
+#[test]
+fn parameters_are_validated() {
+    use routes::{Params, games_query, plays_query};
+    let games = |q: &str| Params::parse(Some(q), &["date", "status", "league", "limit"]).and_then(|p| games_query(&p));
+    let q = games("date=2024-03-17&status=in&league=nba&limit=5").unwrap();
+    assert_eq!(
+        q,
+        GamesQuery {
+            date: Some("2024-03-17".into()),
+            status: Some(GameStatus::In),
+            league: Some("nba".into()),
+            limit: Some(5)
+        }
+    );
+    assert_eq!(games("").unwrap().limit, Some(routes::MAX_GAMES_LIMIT));
+    assert_eq!(games("league=mens%2Dcollege-basketball").unwrap().league.as_deref(), Some("mens-college-basketball"));
+    for bad in [
+        "date=2024-3-17",
+        "date=2024-02-30",
+        "date=20240317",
+        "date=",
+        "status=live",
+        "limit=0",
+        "limit=1001",
+        "limit=-1",
+        "limit=ten",
+        "league=NBA",
+        "league=n%ZZ",
+        "date=2024-03-17&date=2024-03-18",
+        "colour=green",
+    ] {
+        assert_eq!(games(bad).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST), "{bad}");
+    }
+    let plays = |q: &str| Params::parse(Some(q), &["since", "limit"]).and_then(|p| plays_query(&p));
+    assert_eq!(plays("").unwrap(), PlaysQuery { since: None, limit: Some(100) });
+    assert_eq!(plays("since=42&limit=1000").unwrap(), PlaysQuery { since: Some(42), limit: Some(1000) });
+    for bad in ["since=-1", "since=x", "since=99999999999999999999", "limit=1001", "limit=0", "limit="] {
+        assert_eq!(plays(bad).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST), "{bad}");
+    }
+}
+
+use pbp_store::{GamesQuery, PlaysQuery};
+
+#[tokio::test]
+async fn games_with_their_teams_filtered_by_date_and_status() -> anyhow::Result<()> {
+    let server = start().await?;
+    let all = get(&server, "/v1/games").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.header("content-type").as_deref(), Some("application/json"));
+    let ids: Vec<String> =
+        all.json()["games"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["final", "live", "later"], "ordered by start time");
+
+    let day = get(&server, "/v1/games?date=2024-03-17&status=in&league=nba").await.json();
+    let games = day["games"].as_array().unwrap();
+    assert_eq!(games.len(), 1, "{day}");
+    let live = &games[0];
+    assert_eq!(live["id"], "live");
+    assert_eq!(live["status"], "in");
+    assert_eq!(live["start_time"], "2024-03-17T22:00:00Z");
+    assert_eq!(live["home"]["abbreviation"], "BOS");
+    assert_eq!(live["home"]["name"], "Team BOS");
+    assert_eq!(live["home"]["color"], "008348");
+    assert_eq!(live["home"]["score"], 50);
+    assert_eq!(live["away"]["abbreviation"], "ORL");
+    assert_eq!(live["away"]["score"], 48);
+    assert!(live.get("state").is_none(), "the list has no state");
+
+    assert_eq!(get(&server, "/v1/games?limit=1").await.json()["games"].as_array().unwrap().len(), 1);
+    assert_eq!(get(&server, "/v1/games?date=2024-03-19").await.json(), serde_json::json!({"games": []}));
+    assert_eq!(get(&server, "/v1/games?league=wnba").await.json(), serde_json::json!({"games": []}));
+    let bad = get(&server, "/v1/games?date=yesterday").await;
+    assert_eq!(bad.error_code(), 400);
+    assert!(bad.body.contains("YYYY-MM-DD"), "{}", bad.body);
+    assert_eq!(get(&server, "/v1/games?status=over").await.error_code(), 400);
+    assert_eq!(get(&server, "/v1/games?limit=5000").await.error_code(), 400);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn one_game_with_its_live_state() -> anyhow::Result<()> {
+    let server = start().await?;
+    let live = get(&server, "/v1/games/live").await;
+    assert_eq!(live.status, 200, "{}", live.body);
+    let game = &live.json()["game"];
+    assert_eq!(game["home"]["abbreviation"], "BOS");
+    assert_eq!(game["state"]["status"], "in");
+    assert_eq!(game["state"]["period"], 1);
+    assert_eq!(game["state"]["clock"], "11:42");
+    assert_eq!(game["state"]["home_score"], 2);
+    assert_eq!(game["state"]["last_play"], serde_json::json!({"id": "live10", "text": "Play 10"}));
+    assert_eq!(game["state"]["home"]["points"], 2);
+    // No play stored yet: the state is null.
+    let later = get(&server, "/v1/games/later").await.json();
+    assert_eq!(later["game"]["state"], Value::Null);
+    assert_eq!(later["game"]["status"], "pre");
+
+    let missing = get(&server, "/v1/games/nope").await;
+    assert_eq!(missing.error_code(), 404);
+    assert_eq!(missing.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(get(&server, "/v1/games/no-pe").await.error_code(), 400);
+    assert_eq!(get(&server, "/v1/games/a%2Fb").await.error_code(), 400);
+    assert_eq!(get(&server, "/v1/games/live?x=1").await.error_code(), 400);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn plays_in_game_order_with_since_and_limit() -> anyhow::Result<()> {
+    let server = start().await?;
+    let sequences = |answer: Answer| -> Vec<i64> {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.json()["plays"].as_array().unwrap().iter().map(|p| p["sequence"].as_i64().unwrap()).collect()
+    };
+    // The late insert (sequence 10) sits third in game order.
+    assert_eq!(sequences(get(&server, "/v1/games/live/plays").await), [3, 4, 10, 5]);
+    assert_eq!(sequences(get(&server, "/v1/games/live/plays?since=4").await), [10, 5]);
+    assert_eq!(sequences(get(&server, "/v1/games/live/plays?limit=2").await), [3, 4]);
+    assert_eq!(sequences(get(&server, "/v1/games/live/plays?since=3&limit=2").await), [4, 10]);
+    assert_eq!(sequences(get(&server, "/v1/games/live/plays?since=10").await), Vec::<i64>::new());
+    assert_eq!(sequences(get(&server, "/v1/games/final/plays").await), Vec::<i64>::new());
+
+    let body = get(&server, "/v1/games/live/plays?limit=1").await.json();
+    let first = &body["plays"][0];
+    assert_eq!(body["game_id"], "live");
+    assert_eq!(first["id"], "live3");
+    assert_eq!(first["text"], "Play 3");
+    assert_eq!(first["side"], "home");
+    assert_eq!(first["wallclock"], "2024-03-17T22:00:00Z");
+    assert_eq!(first["revision"], 1);
+
+    assert_eq!(get(&server, "/v1/games/nope/plays").await.error_code(), 404);
+    assert_eq!(get(&server, "/v1/games/live/plays?limit=1001").await.error_code(), 400);
+    assert_eq!(get(&server, "/v1/games/live/plays?since=-5").await.error_code(), 400);
+    assert_eq!(get(&server, "/v1/games/live/plays?since=abc").await.error_code(), 400);
+    assert_eq!(get(&server, "/v1/games/live/plays?after=3").await.error_code(), 400);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn teams_by_league() -> anyhow::Result<()> {
+    let server = start().await?;
+    let teams = get(&server, "/v1/teams").await;
+    assert_eq!(teams.status, 200, "{}", teams.body);
+    assert_eq!(
+        teams.json()["teams"][0],
+        serde_json::json!({"league": "nba", "id": "19", "abbreviation": "ORL", "name": "Team ORL",
+            "color": "008348", "alternate_color": null})
+    );
+    assert_eq!(get(&server, "/v1/teams?league=nba").await.json()["teams"].as_array().unwrap().len(), 2);
+    assert_eq!(get(&server, "/v1/teams?league=wnba").await.json(), serde_json::json!({"teams": []}));
+    assert_eq!(get(&server, "/v1/teams?league=N.B.A").await.error_code(), 400);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn unknown_paths_wrong_methods_and_large_bodies() -> anyhow::Result<()> {
+    let server = start().await?;
+    let unknown = get(&server, "/v1/players").await;
+    assert_eq!(unknown.error_code(), 404);
+    assert_eq!(unknown.header("content-type").as_deref(), Some("application/json"));
+
+    let post =
+        send(server.addr, b"POST /v1/games HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+            .await;
+    assert_eq!(post.error_code(), 405);
+    assert_eq!(post.header("allow").as_deref(), Some("GET"));
+    let delete = send(server.addr, b"DELETE /v1/games/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(delete.error_code(), 405);
+
+    // Declared too large: refused without reading it.
+    let declared =
+        send(server.addr, b"GET /v1/games HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n")
+            .await;
+    assert_eq!(declared.error_code(), 413);
+    // Chunked, over the limit once read.
+    let chunk = "x".repeat(MAX_BODY + 1);
+    let chunked = format!(
+        "GET /v1/games HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    assert_eq!(send(server.addr, chunked.as_bytes()).await.error_code(), 413);
+    // A small body is read and ignored.
+    let small =
+        send(server.addr, b"GET /v1/teams HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+            .await;
+    assert_eq!(small.status, 200, "{}", small.body);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn health_is_ok_with_every_dependency_up() -> anyhow::Result<()> {
+    let server = start().await?;
+    let health = get(&server, "/health").await;
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(
+        health.json(),
+        serde_json::json!({"status": "ok", "checks": {
+            "store": {"status": "ok"}, "cache": {"status": "ok"}, "broker": {"status": "ok", "detail": "embedded"}}})
+    );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_cache_that_is_down_degrades_health_but_the_api_serves_from_the_store() -> anyhow::Result<()> {
+    let server = start_with(Arc::new(DownCache)).await?;
+    let health = get(&server, "/health").await;
+    assert_eq!(health.status, 503, "{}", health.body);
+    let body = health.json();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["store"]["status"], "ok");
+    assert_eq!(body["checks"]["cache"]["status"], "down");
+    assert!(body["checks"]["cache"]["error"].as_str().unwrap().contains("connection refused"), "{body}");
+    // Reads fall back to the store.
+    assert_eq!(get(&server, "/v1/games/live").await.json()["game"]["state"]["plays_applied"], 4);
+    assert_eq!(get(&server, "/v1/games?date=2024-03-17").await.json()["games"].as_array().unwrap().len(), 2);
+    assert_eq!(get(&server, "/v1/games/live/plays").await.json()["plays"].as_array().unwrap().len(), 4);
+    assert_eq!(get(&server, "/v1/teams").await.status, 200);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn metrics_expose_the_named_series() -> anyhow::Result<()> {
+    let server = start().await?;
+    // The ESPN client registers its series in the same registry when ingest runs in the process; one poll of an
+    // ESPN that answers 404.
+    let espn = TcpListener::bind("127.0.0.1:0").await?;
+    let config = pbp_espn::ClientConfig::with_base_url(&format!("http://{}", espn.local_addr()?));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = espn.accept().await {
+            let mut request = [0_u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+        }
+    });
+    let client = pbp_espn::EspnClient::new(config, &mut server.registry.lock().unwrap())?;
+    assert!(client.teams(pbp_espn::League::Nba).await.is_err());
+    assert_eq!(get(&server, "/v1/games/live").await.status, 200);
+    assert_eq!(get(&server, "/v1/games/other").await.status, 404);
+    assert_eq!(get(&server, "/nowhere/at/all").await.status, 404);
+    let metrics = get(&server, "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.header("content-type").is_some_and(|c| c.starts_with("application/openmetrics-text")));
+    let text = metrics.body;
+    for series in [
+        r#"http_request_duration_seconds_count{method="GET",route="/v1/games/{id}",status="200"} 1"#,
+        r#"http_request_duration_seconds_count{method="GET",route="/v1/games/{id}",status="404"} 1"#,
+        r#"http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 1"#,
+        r#"kafka_messages_consumed_total{pipeline="serve-plays"} 7"#,
+        r#"dlq_messages_total{pipeline="serve-plays",stage="store"} 1"#,
+        "websocket_connections_active 0",
+        r#"espn_polls_total{endpoint="teams",outcome="client_error"} 1"#,
+    ] {
+        assert!(text.contains(series), "{series} missing from\n{text}");
+    }
+    assert!(!text.contains("/v1/games/live"), "raw paths never become labels");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_request_in_flight_finish() -> anyhow::Result<()> {
+    let server = start().await?;
+    // A request whose body is still coming when shutdown starts.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await?;
+    stream.write_all(b"GET /v1/teams HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{").await?;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let Server { addr, stop, task, _dir, .. } = server;
+    if let Some(stop) = stop {
+        let _ = stop.send(());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    stream.write_all(b"}").await?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await?;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    task.await??;
+    Ok(())
+}
