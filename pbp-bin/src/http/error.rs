@@ -46,11 +46,11 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match &error {
             StoreError::Pool { .. } | StoreError::Connect { .. } => {
-                tracing::warn!(%error, "store unavailable");
+                tracing::warn!(%error, "Store unavailable.");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; retry later")
             }
             _ => {
-                tracing::error!(%error, "store read failed");
+                tracing::error!(%error, "Store read failed.");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error reading the store")
             }
         }

@@ -91,7 +91,7 @@ pub(crate) async fn check(repository: &Arc<dyn Repository>, checks: &HealthCheck
         tokio::join!(within(Box::pin(store)), within((checks.cache)()), within((checks.broker)()));
     let all_ok = [&store, &cache, &broker].iter().all(|c| c.status == "ok");
     if !all_ok {
-        tracing::warn!(?store, ?cache, ?broker, "health check degraded");
+        tracing::warn!(?store, ?cache, ?broker, "Health check degraded.");
     }
     Health { status: if all_ok { "ok" } else { "degraded" }, checks: HealthDetail { store, cache, broker } }
 }

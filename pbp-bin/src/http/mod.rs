@@ -69,7 +69,7 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed");
+                    tracing::warn!(%error, "Accept failed.");
                     // Out of file descriptors, typically: give the connections in flight a moment.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -84,7 +84,7 @@ pub(crate) async fn serve(
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+                tracing::debug!(%peer, %error, "Connection ended with an error.");
             }
         });
         // Reap finished connections so the set does not grow with every client.
@@ -92,10 +92,10 @@ pub(crate) async fn serve(
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!(open = connections.len(), "HTTP connections still busy after the drain period; closing them");
+        tracing::warn!(open = connections.len(), "HTTP connections still busy after the drain period; closing them.");
     }
     connections.shutdown().await;
-    tracing::info!("HTTP server stopped");
+    tracing::info!("HTTP server stopped.");
     Ok(())
 }
 
@@ -110,7 +110,7 @@ async fn handle(api: Api, request: Request<Incoming>) -> Result<Response<Full<By
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     api.metrics.observe(&method, route, status, elapsed.as_secs_f64());
-    tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "HTTP request");
+    tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "HTTP request.");
     Ok(response)
 }
 
@@ -161,8 +161,8 @@ fn metrics_text(api: &Api) -> Response<Full<Bytes>> {
         prometheus_client::encoding::text::encode(&mut text, &registry)
     };
     if let Err(error) = encoded {
-        tracing::error!(%error, "cannot encode the metrics");
-        let error = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics");
+        tracing::error!(%error, "Cannot encode the metrics.");
+        let error = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Cannot encode the metrics.");
         return json(error.status, &error.body());
     }
     let mut response = Response::new(Full::new(Bytes::from(text)));
