@@ -13,7 +13,7 @@ use serde::Serialize;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A topic every deployment has: the broker answers when it can say how many partitions it has.
-const PROBE_TOPIC: &str = "raw.plays";
+const PROBE_TOPIC: &str = crate::topics::RAW_PLAYS;
 
 /// One dependency check: `Ok(detail)` when it answers (`detail` says how, e.g. `"embedded"`), else the reason.
 pub(crate) type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<Option<String>, String>> + Send + Sync>;

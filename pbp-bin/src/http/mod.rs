@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use pbp_store::Repository;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -32,6 +32,9 @@ use self::routes::Route;
 
 /// Largest request body accepted, in bytes (every endpoint is a GET: a body has nothing to say).
 pub(crate) const MAX_BODY: usize = 16 * 1024;
+
+/// How long a client may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long requests in flight may take to finish once shutdown starts.
 pub(crate) const DRAIN: Duration = Duration::from_secs(5);
@@ -81,7 +84,9 @@ pub(crate) async fn serve(
         let watcher = graceful.watcher();
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |request| handle(api.clone(), request));
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // A client has this long to send a request's head, so idle half-open connections do not pile up.
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, "Connection ended with an error.");
