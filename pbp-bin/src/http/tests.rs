@@ -535,3 +535,26 @@ async fn shutdown_lets_a_request_in_flight_finish() -> anyhow::Result<()> {
     task.await??;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_does_not_answer_degrades_health_within_the_check_deadline() -> anyhow::Result<()> {
+    use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path(), 2).await?;
+    let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new(CacheTtls::default()));
+    let repository: Arc<dyn Repository> = Arc::new(CachedRepository::new(store, cache.clone()));
+    // Nothing listens on port 1: the metadata request gets no answer before its own timeout (3 s, so that the
+    // test's runtime does not wait 30 s for the blocking call), well after the check's deadline (2 s).
+    let config: pbp_dataflow::TransportConfig = "kafka://127.0.0.1:1".parse()?;
+    let kafka = KafkaConfig { request_timeout: std::time::Duration::from_secs(3), ..KafkaConfig::new("127.0.0.1:1") };
+    let checks = HealthChecks::new(cache, Arc::new(KafkaTransport::connect(kafka)?), &config);
+    let started = std::time::Instant::now();
+    let health = health::check(&repository, &checks).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(!health.ok());
+    assert_eq!(health.checks.store.status, "ok");
+    assert_eq!(health.checks.cache.status, "ok");
+    assert_eq!(health.checks.broker.status, "down", "{:?}", health.checks.broker);
+    assert!(health.checks.broker.error.is_some());
+    Ok(())
+}
