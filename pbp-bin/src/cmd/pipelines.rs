@@ -7,12 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use pbp_dataflow::{Shutdown, Transport};
+use pbp_store::Repository;
+use pbp_store::cache::Cache;
 use tokio::task::JoinSet;
 
 use super::common::{EspnArgs, HttpArgs, Metrics, ServiceArgs};
 use crate::pipelines::{DynPipeline, enrich, live, serve};
-use pbp_store::Repository;
-use pbp_store::cache::Cache;
 
 /// Options of `pbp ingest`.
 #[derive(Debug, Args)]
@@ -202,4 +202,34 @@ pub(crate) async fn run_all(pipelines: Vec<Box<dyn DynPipeline>>, shutdown: Shut
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{RunArgs, ServeArgs};
+
+    #[derive(Debug, Parser)]
+    struct Run {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn run_and_serve_listen_on_port_8000_of_localhost_unless_told() {
+        // Run needs no option at all.
+        assert_eq!(Run::try_parse_from(["run"]).unwrap().args.http.listen, "127.0.0.1:8000".parse().unwrap());
+        let run = Run::try_parse_from(["run", "--listen", "0.0.0.0:0"]).unwrap();
+        assert_eq!(run.args.http.listen, "0.0.0.0:0".parse().unwrap());
+        let serve = Serve::try_parse_from(["serve", "--listen", "[::1]:9000"]).unwrap();
+        assert_eq!(serve.args.http.listen, "[::1]:9000".parse().unwrap());
+        assert!(Serve::try_parse_from(["serve", "--listen", "localhost"]).is_err());
+    }
 }
