@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Expected, Pbp, assert_game, fixtures_dir, services_required, wait_for_game};
+use common::{Expected, Pbp, assert_game, fixtures_dir, free_port, services_required, wait_for_game};
 use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
 use pbp_dataflow::transport::read_to_end;
 use pbp_dataflow::{Transport, dlq};
@@ -26,10 +25,6 @@ use pbp_espn::fake::{FakeEspn, FakeOptions, Fault, FaultRule};
 use pbp_store::{PgConfig, PgStore, PlaysQuery, Repository};
 
 const GAME_FILE: &str = "nba-summary-401810084.json";
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
@@ -214,7 +209,12 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
         ("PBP_BATCH_SIZE", "64".to_owned()),
         ("PBP_LISTEN", "127.0.0.1:0".to_owned()),
     ];
-    let mut serve = Pbp::start("serve", &["serve"], &envs, dir.path())?;
+    // Only serve answers the REST API.
+    let api_port = free_port()?;
+    let mut serve_envs = envs.to_vec();
+    serve_envs.retain(|(key, _)| *key != "PBP_LISTEN");
+    serve_envs.push(("PBP_LISTEN", format!("127.0.0.1:{api_port}")));
+    let mut serve = Pbp::start("serve", &["serve"], &serve_envs, dir.path())?;
     let mut enrich = Pbp::start("enrich", &["enrich"], &envs, dir.path())?;
     let mut ingest = Pbp::start("ingest", &["ingest"], &envs, dir.path())?;
 
@@ -263,6 +263,9 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
     }
     waited?;
     assert_game(&store, &expected, &corrections).await?;
+
+    // serve's REST API answers from PostgreSQL through Redis, with a healthy store, cache and broker.
+    common::assert_api(api_port, &store, &expected.game_id, "kafka").await?;
 
     // The malformed summary is in the ingest DLQ with its reason and its bytes.
     let kafka = KafkaTransport::connect(KafkaConfig::new(format!("127.0.0.1:{kafka_port}")))?;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Expected, Pbp, assert_game, content, fixtures_dir, wait_for_game};
+use common::{Expected, Pbp, assert_api, assert_game, content, fixtures_dir, free_port, wait_for_game};
 use pbp_espn::fake::{FakeEspn, FakeOptions};
 use pbp_store::SqliteStore;
 
@@ -26,12 +26,13 @@ async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
     let server = fake.bind("127.0.0.1:0".parse()?).await?;
     let dir = tempfile::tempdir()?;
     let live_dir = dir.path().join("live");
+    let api_port = free_port()?;
     let envs = [
         ("PBP_ESPN_URL", server.base_url()),
         ("PBP_DATA_DIR", live_dir.display().to_string()),
         ("PBP_PLAYS_INTERVAL_MS", "100".to_owned()),
         ("PBP_SCOREBOARD_INTERVAL_MS", "200".to_owned()),
-        ("PBP_LISTEN", "127.0.0.1:0".to_owned()),
+        ("PBP_LISTEN", format!("127.0.0.1:{api_port}")),
     ];
     let mut run = Pbp::start("run", &["run"], &envs, dir.path())?;
 
@@ -54,6 +55,8 @@ async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
     }
     waited?;
     let (live_plays, live_state) = assert_game(&store, &expected, &corrections).await?;
+    // The REST API of `pbp run` serves what it stored.
+    assert_api(api_port, &store, &expected.game_id, "embedded").await?;
     run.stop()?;
     server.shutdown().await;
 

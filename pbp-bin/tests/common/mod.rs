@@ -166,3 +166,45 @@ pub(crate) async fn assert_game(
 pub(crate) fn content(play: &PlayRow) -> PlayRow {
     PlayRow { fetched_at: 0, enriched_at: 0, revision: 0, change: pbp_store::PlayChange::New, ..play.clone() }
 }
+
+/// A free TCP port on 127.0.0.1 (free when this returns).
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `GET path` on 127.0.0.1:`port` over HTTP/1.1: the status and the body.
+pub(crate) async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// The REST API on `port` against `store` once `game_id` is final: every stored play in game order, the final
+/// state, a healthy store, cache and broker (whose detail contains `broker`), and the consumed-records metric.
+pub(crate) async fn assert_api(port: u16, store: &dyn Repository, game_id: &str, broker: &str) -> anyhow::Result<()> {
+    let (status, body) = http_get(port, &format!("/v1/games/{game_id}/plays?limit=1000")).await?;
+    anyhow::ensure!(status == 200, "plays: {status} {body}");
+    let plays: serde_json::Value = serde_json::from_str(&body)?;
+    let api_ids: Vec<&str> = plays["plays"].as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
+    let stored_ids: Vec<String> =
+        store.plays(game_id, &PlaysQuery::default()).await?.into_iter().map(|p| p.play_id).collect();
+    assert_eq!(api_ids, stored_ids, "the API lists the stored plays in game order");
+    let (status, body) = http_get(port, &format!("/v1/games/{game_id}")).await?;
+    anyhow::ensure!(status == 200, "game: {status} {body}");
+    let game: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(game["game"]["state"]["status"], "post", "{body}");
+    assert_eq!(game["game"]["status"], "post", "{body}");
+    let (status, body) = http_get(port, "/health").await?;
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body)?;
+    assert!(health["checks"]["broker"]["detail"].as_str().is_some_and(|d| d.contains(broker)), "{body}");
+    let (status, body) = http_get(port, "/metrics").await?;
+    assert_eq!(status, 200);
+    assert!(body.contains("kafka_messages_consumed_total{"), "{body}");
+    Ok(())
+}
