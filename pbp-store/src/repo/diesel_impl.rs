@@ -254,10 +254,18 @@ macro_rules! impl_repository {
                             return Ok(Err($crate::error::StoreError::UnknownGame { table: "plays", key, game_id }));
                         }
                         let mut total = $crate::model::UpsertOutcome::default();
-                        let size = sql::chunk_rows(table.width());
-                        for (chunk, json) in rows.chunks(size).zip(participants.chunks(size)) {
-                            let mut q =
-                                diesel::sql_query(sql::upsert(table, $ph, chunk.len(), "revision")).into_boxed::<$db>();
+                        // One prepared statement per chunk size, kept by the connection (see `rows_statement`).
+                        let (prefix, suffix) = sql::upsert_parts(table, "revision");
+                        let mut start = 0;
+                        for size in $crate::repo::rows_statement::chunk_sizes(rows.len(), sql::PLAY_CHUNK_ROWS) {
+                            let (chunk, json) = (&rows[start..start + size], &participants[start..start + size]);
+                            start += size;
+                            let mut q = $crate::repo::rows_statement::RowsStatement::<$db>::new(
+                                &prefix,
+                                &suffix,
+                                table.width(),
+                                size,
+                            );
                             for (p, json) in chunk.iter().zip(json) {
                                 q = q
                                     .bind::<Text, _>(p.game_id.as_str())

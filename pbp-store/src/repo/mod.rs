@@ -7,6 +7,7 @@ use crate::model::{GameRow, GameStateRow, GamesQuery, PlayRow, PlaysQuery, TeamR
 
 pub(crate) mod diesel_impl;
 pub(crate) mod records;
+pub(crate) mod rows_statement;
 
 /// Storage of teams, games, plays and game states.
 ///

@@ -222,6 +222,18 @@ pub(crate) fn upsert(table: &Table, ph: Placeholder, rows: usize, returning: &st
     s
 }
 
+/// Rows per chunk of a play upsert: statements of this size are prepared once per connection and reused.
+pub(crate) const PLAY_CHUNK_ROWS: usize = 128;
+
+/// [`upsert`] split around its rows: the text before the first row and after the last, for
+/// [`RowsStatement`](crate::repo::rows_statement::RowsStatement), which renders the rows with diesel's own
+/// placeholders.
+pub(crate) fn upsert_parts(table: &Table, returning: &str) -> (String, String) {
+    let whole = upsert(table, Placeholder::Question, 0, returning);
+    let at = whole.find(" ON CONFLICT").unwrap_or(whole.len());
+    (whole[..at].to_owned(), whole[at..].to_owned())
+}
+
 /// `SELECT COUNT(*) AS n FROM table WHERE (key) IN (VALUES …)`: how many of `rows` keys are stored.
 pub(crate) fn count_existing(table: &Table, ph: Placeholder, rows: usize) -> String {
     let mut s = format!("SELECT COUNT(*) AS n FROM {} WHERE ({}) IN (VALUES ", table.name, table.key.join(", "));
