@@ -52,8 +52,9 @@ pub(crate) struct RunArgs {
 
 pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     args.services.require_shared_log("ingest")?;
-    let transport = args.services.connect_transport()?;
+    // Configuration first: a missing registry is reported before any connection is tried.
     let registry = args.services.registry()?;
+    let transport = args.services.connect_transport()?;
     let metrics = Metrics::new();
     live::run_ingest(&transport, registry, &args.espn, &metrics.registry, Shutdown::on_signals()).await?;
     Ok(())
@@ -61,21 +62,22 @@ pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn enrich(args: EnrichArgs) -> anyhow::Result<()> {
     args.services.require_shared_log("enrich")?;
+    let registry = args.services.registry()?;
     let transport = args.services.connect_transport()?;
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::new();
-    let pipelines = vec![enrich_pipeline(&args.services, &transport, &metrics).await?];
+    let pipelines = vec![enrich_pipeline_with(&args.services, &transport, &metrics, registry).await?];
     run_all(pipelines, shutdown).await
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     args.services.require_shared_log("serve")?;
+    let registry = args.services.registry()?;
     let transport = args.services.connect_transport()?;
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::new();
     let (repository, cache) = args.services.cached_store().await?;
-    let pipelines =
-        serve_pipelines_on(&args.services, &transport, &metrics, args.services.registry()?, repository.clone()).await?;
+    let pipelines = serve_pipelines_on(&args.services, &transport, &metrics, registry, repository.clone()).await?;
     let server = start_http(&args.http, &args.services, repository, cache, &transport, &metrics, &shutdown).await?;
     let ran = run_all(pipelines, shutdown.clone()).await;
     // The pipelines stop on shutdown (or on error): stop the server too.
@@ -85,8 +87,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let transport = args.services.connect_transport()?;
     let registry = args.services.registry()?;
+    let transport = args.services.connect_transport()?;
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::new();
     let (repository, cache) = args.services.cached_store().await?;
@@ -130,14 +132,6 @@ async fn start_http(
     let api = crate::http::Api::new(repository, checks, metrics.registry.clone());
     let shutdown = shutdown.clone();
     Ok(tokio::spawn(async move { crate::http::serve(listener, api, async move { shutdown.wait().await }).await }))
-}
-
-async fn enrich_pipeline(
-    services: &ServiceArgs,
-    transport: &Arc<dyn Transport>,
-    metrics: &Metrics,
-) -> anyhow::Result<Box<dyn DynPipeline>> {
-    enrich_pipeline_with(services, transport, metrics, services.registry()?).await
 }
 
 async fn enrich_pipeline_with(

@@ -106,8 +106,8 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         recorded.push(classify(path, bytes));
     }
-    let transport = args.services.connect_transport()?;
     let registry = args.services.registry()?;
+    let transport = args.services.connect_transport()?;
     let metrics = Metrics::new();
     crate::topics::ensure_all(transport.as_ref()).await?;
     let codecs = enrich::EnrichCodecs::register(registry.clone()).await?;

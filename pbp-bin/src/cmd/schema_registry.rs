@@ -12,7 +12,6 @@ use clap::Args;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use pbp_avro::registry::{CONTENT_TYPE, EmbeddedRegistry, RegistryApi};
 use pbp_dataflow::TransportConfig;
 use tokio::net::TcpListener;
@@ -115,50 +114,14 @@ async fn shutdown_signal() {
     }
 }
 
-/// How long connections may take to finish their requests once shutdown starts.
-const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Serves `api` on `listener` until `shutdown` completes, then lets open connections finish their requests
-/// (up to [`DRAIN`]) and closes them, so the registry and its journal are released when this returns.
+/// (up to [`crate::http::DRAIN`]) and closes them, so the registry and its journal are released when this returns.
 pub(crate) async fn serve(
     listener: TcpListener,
     api: RegistryApi,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    tokio::pin!(shutdown);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let api = api.clone();
-        let watcher = graceful.watcher();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| handle(api.clone(), request));
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-        // Reap finished connections so the set does not grow with every client.
-        while connections.try_join_next().is_some() {}
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!(open = connections.len(), "connections still busy after the drain period; closing them");
-    }
-    connections.shutdown().await;
-    tracing::info!("schema registry stopped");
-    Ok(())
+    crate::http::serve_with(listener, "schema registry", move |request| handle(api.clone(), request), shutdown).await
 }
 
 async fn handle(

@@ -64,6 +64,22 @@ pub(crate) async fn serve(
     api: Api,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_with(listener, "HTTP server", move |request| handle(api.clone(), request), shutdown).await
+}
+
+/// The accept loop every pbp server shares: each connection answered by `handler` over HTTP/1.1 or HTTP/2, a
+/// limit on reading a request's head, and on `shutdown` no more accepts, open connections drained for up to
+/// [`DRAIN`], then closed. `name` names the server in its logs.
+pub(crate) async fn serve_with<H, F>(
+    listener: TcpListener,
+    name: &'static str,
+    handler: H,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     tokio::pin!(shutdown);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
@@ -72,7 +88,7 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(%error, "Accept failed.");
+                    tracing::warn!(%error, server = name, "Accept failed.");
                     // Out of file descriptors, typically: give the connections in flight a moment.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -80,16 +96,16 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let api = api.clone();
+        let handler = handler.clone();
         let watcher = graceful.watcher();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| handle(api.clone(), request));
+            let service = hyper::service::service_fn(handler);
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             // A client has this long to send a request's head, so idle half-open connections do not pile up.
             builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, %error, "Connection ended with an error.");
+                tracing::debug!(%peer, %error, server = name, "Connection ended with an error.");
             }
         });
         // Reap finished connections so the set does not grow with every client.
@@ -97,10 +113,14 @@ pub(crate) async fn serve(
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!(open = connections.len(), "HTTP connections still busy after the drain period; closing them.");
+        tracing::warn!(
+            open = connections.len(),
+            server = name,
+            "Connections still busy after the drain period; closing them."
+        );
     }
     connections.shutdown().await;
-    tracing::info!("HTTP server stopped.");
+    tracing::info!(server = name, "Server stopped.");
     Ok(())
 }
 

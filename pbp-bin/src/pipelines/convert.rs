@@ -109,9 +109,9 @@ pub(crate) fn scoreboard_event(
     date: Option<&str>,
     fetched_at: i64,
 ) -> Result<ScoreboardEvent, String> {
-    let (home, away) = sides(competition);
-    let home = competition.competitor("home").filter(|_| home.is_some()).ok_or("no home competitor")?;
-    let away = competition.competitor("away").filter(|_| away.is_some()).ok_or("no away competitor")?;
+    let side = |name: &str| competition.competitor(name).filter(|c| !c.team_id().is_empty());
+    let home = side("home").ok_or("no home competitor")?;
+    let away = side("away").ok_or("no away competitor")?;
     let start = competition.date.as_deref().or(date).ok_or("no tip-off date")?;
     let start_time = parse_utc_millis(start).ok_or_else(|| format!("tip-off date {start:?} is not a UTC timestamp"))?;
     let status = competition.status.as_ref();
