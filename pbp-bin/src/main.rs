@@ -6,6 +6,7 @@ mod cmd;
 mod http;
 mod logging;
 mod pipelines;
+mod push;
 mod topics;
 
 use clap::{Parser, Subcommand};

@@ -6,9 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Expected, Pbp, assert_api, assert_game, content, fixtures_dir, free_port, wait_for_game};
+use common::{
+    Expected, Pbp, WsRecorder, assert_api, assert_game, assert_ws_session, content, fixtures_dir, free_port, http_get,
+    wait_for_game,
+};
 use pbp_espn::fake::{FakeEspn, FakeOptions};
-use pbp_store::SqliteStore;
+use pbp_store::{Repository, SqliteStore};
 
 const GAME_FILE: &str = "nba-summary-401585607.json";
 
@@ -49,6 +52,30 @@ async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let store = store.ok_or_else(|| anyhow::anyhow!("pbp run created no database in {}", live_dir.display()))?;
+    // WebSocket clients: one from the moment the game exists (before its plays), two that join mid-game, one
+    // of them resuming after a sequence.
+    let game_path = format!("/v1/games/{}", expected.game_id);
+    for _ in 0..600 {
+        if http_get(api_port, &game_path).await.is_ok_and(|(status, _)| status == 200) {
+            break;
+        }
+        run.check_running()?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let from_start = WsRecorder::connect(api_port, &format!("/ws/{}", expected.game_id)).await?;
+    let mid_game = loop {
+        let stored = store.plays(&expected.game_id, &Default::default()).await?;
+        if stored.len() >= 150 {
+            break stored;
+        }
+        run.check_running()?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut sequences: Vec<i64> = mid_game.iter().map(|p| p.sequence).collect();
+    sequences.sort_unstable();
+    let resume_after = sequences[100];
+    let joined = WsRecorder::connect(api_port, &format!("/ws/{}", expected.game_id)).await?;
+    let resumed = WsRecorder::connect(api_port, &format!("/ws/{}?since={resume_after}", expected.game_id)).await?;
     let waited = wait_for_game(&store, &expected, Duration::from_secs(240), || run.check_running()).await;
     if waited.is_err() {
         eprintln!("{}", std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default());
@@ -58,6 +85,15 @@ async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
     // The REST API of `pbp run` serves what it stored.
     assert_api(api_port, &store, &expected.game_id, "embedded").await?;
     run.stop()?;
+    // Every session got what it should, closed cleanly at shutdown.
+    assert_ws_session(&from_start.messages().await?, &live_plays, &live_state, None)?;
+    let joined = joined.messages().await?;
+    let snapshot_max = joined[0]["plays"].as_array().into_iter().flatten().filter_map(|p| p["sequence"].as_i64()).max();
+    assert_eq!(joined[0]["plays"].as_array().map(Vec::len), Some(50), "a mid-game snapshot holds the last 50 plays");
+    assert_ws_session(&joined, &live_plays, &live_state, snapshot_max)?;
+    let resumed = resumed.messages().await?;
+    assert!(resumed[0]["plays"].as_array().into_iter().flatten().all(|p| p["sequence"].as_i64() > Some(resume_after)));
+    assert_ws_session(&resumed, &live_plays, &live_state, Some(resume_after))?;
     server.shutdown().await;
 
     // The same game replayed from its recorded file: the same stored plays and state.

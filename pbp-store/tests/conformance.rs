@@ -5,7 +5,7 @@ mod common;
 
 use anyhow::{Context, ensure};
 use common::{game, play, state, team};
-use pbp_store::{GameStatus, GamesQuery, PlayChange, PlaysQuery, Repository, StoreError, UpsertOutcome};
+use pbp_store::{GameStatus, GamesQuery, PlayChange, PlaysQuery, PlaysWritten, Repository, StoreError, UpsertOutcome};
 
 fn outcome(inserted: u64, updated: u64, unchanged: u64) -> UpsertOutcome {
     UpsertOutcome { inserted, updated, unchanged }
@@ -145,6 +145,30 @@ async fn plays_are_idempotent_and_corrections_update_in_place(repo: &dyn Reposit
     assert_eq!(stored[20].text, "second");
     assert_eq!(stored[20].revision, 2);
     assert_eq!(stored.len(), 301);
+    Ok(())
+}
+
+async fn play_writes_name_what_they_inserted_or_changed(repo: &dyn Repository) -> anyhow::Result<()> {
+    seed(repo).await?;
+    let revisions = |written: &PlaysWritten| {
+        let mut named: Vec<(String, i64)> =
+            written.changed.iter().map(|c| (format!("{}/{}", c.game_id, c.play_id), c.revision)).collect();
+        named.sort();
+        named
+    };
+    let plays: Vec<_> = (0..3).map(|n| play("g1", n)).collect();
+    let written = repo.upsert_plays_with_changes(&plays).await?;
+    assert_eq!(written.outcome, outcome(3, 0, 0));
+    assert_eq!(revisions(&written), vec![("g1/g13".into(), 1), ("g1/g14".into(), 1), ("g1/g15".into(), 1)]);
+    // A re-delivery names nothing; a correction names the play with its new revision, next to a new play.
+    let written = repo.upsert_plays_with_changes(&plays).await?;
+    assert_eq!((written.outcome, written.changed.len()), (outcome(0, 0, 3), 0));
+    let mut corrected = play("g1", 1);
+    corrected.text = "Corrected".to_owned();
+    corrected.fetched_at += 1;
+    let written = repo.upsert_plays_with_changes(&[plays[0].clone(), corrected, play("g1", 3)]).await?;
+    assert_eq!(written.outcome, outcome(1, 1, 1));
+    assert_eq!(revisions(&written), vec![("g1/g14".into(), 2), ("g1/g16".into(), 1)]);
     Ok(())
 }
 
@@ -360,6 +384,7 @@ conformance!(
     games_upsert_on_conflict_and_ignore_stale_snapshots,
     games_refuse_unknown_teams_and_invalid_rows,
     plays_are_idempotent_and_corrections_update_in_place,
+    play_writes_name_what_they_inserted_or_changed,
     plays_refuse_unknown_games_and_invalid_rows_atomically,
     plays_come_back_in_game_order,
     thousands_of_plays_in_one_batch,

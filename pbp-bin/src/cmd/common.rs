@@ -115,9 +115,30 @@ impl ServiceArgs {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct HttpArgs {
     /// Address of the REST API (`/v1/games`, `/v1/games/{id}`, `/v1/games/{id}/plays`, `/v1/teams`, `/health`,
-    /// `/metrics`; `docs/serving.md`). Port 0 picks a free port (logged).
+    /// `/metrics`) and of the WebSocket `/ws/{id}` (`docs/serving.md`). Port 0 picks a free port (logged).
     #[arg(long, env = "PBP_LISTEN", default_value = "127.0.0.1:8000")]
     pub(crate) listen: std::net::SocketAddr,
+    /// Frames each game's WebSocket channel holds for its slowest session: a session further behind gets a fresh
+    /// snapshot (or, if it fell behind within the last 30 s, is closed with code 4008).
+    #[arg(long, env = "PBP_WS_QUEUE", default_value_t = 1024)]
+    pub(crate) ws_queue: usize,
+    /// Plays in the snapshot a WebSocket session starts with (without `?since=`).
+    #[arg(long, env = "PBP_WS_SNAPSHOT_PLAYS", default_value_t = 50)]
+    pub(crate) ws_snapshot_plays: u32,
+    /// Milliseconds a WebSocket client may take to accept one frame before it is dropped.
+    #[arg(long, env = "PBP_WS_SEND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub(crate) ws_send_timeout_ms: u64,
+}
+
+impl HttpArgs {
+    /// The WebSocket session settings from the options.
+    pub(crate) fn ws_settings(&self) -> crate::http::ws::WsSettings {
+        crate::http::ws::WsSettings {
+            snapshot_plays: self.ws_snapshot_plays,
+            send_timeout: Duration::from_millis(self.ws_send_timeout_ms.max(1)),
+            ..Default::default()
+        }
+    }
 }
 
 /// How ESPN is polled.

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::common::{EspnArgs, HttpArgs, Metrics, ServiceArgs};
 use crate::pipelines::{DynPipeline, enrich, live, serve};
+use crate::push::{Hub, PublishingRepository};
 
 /// Options of `pbp ingest`.
 #[derive(Debug, Args)]
@@ -77,8 +78,11 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::new();
     let (repository, cache) = args.services.cached_store().await?;
-    let pipelines = serve_pipelines_on(&args.services, &transport, &metrics, registry, repository.clone()).await?;
-    let server = start_http(&args.http, &args.services, repository, cache, &transport, &metrics, &shutdown).await?;
+    let hub = Hub::new(args.http.ws_queue);
+    let publishing: Arc<dyn Repository> = Arc::new(PublishingRepository::new(repository.clone(), hub.clone()));
+    let pipelines = serve_pipelines_on(&args.services, &transport, &metrics, registry, publishing).await?;
+    let server =
+        start_http(&args.http, &args.services, repository, cache, hub, &transport, &metrics, &shutdown).await?;
     let ran = run_all(pipelines, shutdown.clone()).await;
     // The pipelines stop on shutdown (or on error): stop the server too.
     shutdown.trigger();
@@ -92,9 +96,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let metrics = Metrics::new();
     let (repository, cache) = args.services.cached_store().await?;
+    let hub = Hub::new(args.http.ws_queue);
+    let publishing: Arc<dyn Repository> = Arc::new(PublishingRepository::new(repository.clone(), hub.clone()));
     let mut pipelines = vec![enrich_pipeline_with(&args.services, &transport, &metrics, registry.clone()).await?];
-    pipelines
-        .extend(serve_pipelines_on(&args.services, &transport, &metrics, registry.clone(), repository.clone()).await?);
+    pipelines.extend(serve_pipelines_on(&args.services, &transport, &metrics, registry.clone(), publishing).await?);
     // Groups are joined before ingest writes, so that the embedded log keeps every record for them.
     for pipeline in &mut pipelines {
         pipeline.open().await?;
@@ -103,7 +108,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(_) => tracing::info!("Storing into PostgreSQL."),
         None => tracing::info!(data_dir = %args.services.data_dir.display(), "Storing into the embedded database."),
     }
-    let server = start_http(&args.http, &args.services, repository, cache, &transport, &metrics, &shutdown).await?;
+    let server =
+        start_http(&args.http, &args.services, repository, cache, hub, &transport, &metrics, &shutdown).await?;
     let pipelines = tokio::spawn(run_all(pipelines, shutdown.clone()));
     let ingested = live::run_ingest(&transport, registry, &args.espn, &metrics.registry, shutdown.clone()).await;
     // Ingest stops on shutdown (or on error): stop the rest too.
@@ -114,12 +120,15 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     ran.and(served)
 }
 
-/// Binds `--listen` (so a taken port fails the command at start) and serves the REST API until `shutdown`.
+/// Binds `--listen` (so a taken port fails the command at start) and serves the REST API and the WebSocket
+/// pushes of `hub` until `shutdown`.
+#[allow(clippy::too_many_arguments)]
 async fn start_http(
     http: &HttpArgs,
     services: &ServiceArgs,
     repository: Arc<dyn Repository>,
     cache: Arc<dyn Cache>,
+    hub: Arc<Hub>,
     transport: &Arc<dyn Transport>,
     metrics: &Metrics,
     shutdown: &Shutdown,
@@ -129,7 +138,8 @@ async fn start_http(
         .with_context(|| format!("cannot listen on {} (--listen, PBP_LISTEN)", http.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "REST API listening.");
     let checks = crate::http::HealthChecks::new(cache, transport.clone(), &services.transport);
-    let api = crate::http::Api::new(repository, checks, metrics.registry.clone());
+    let push = crate::http::ws::Push::new(hub, http.ws_settings());
+    let api = crate::http::Api::new(repository, checks, metrics.registry.clone()).with_push(push);
     let shutdown = shutdown.clone();
     Ok(tokio::spawn(async move { crate::http::serve(listener, api, async move { shutdown.wait().await }).await }))
 }

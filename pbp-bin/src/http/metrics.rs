@@ -1,6 +1,7 @@
-//! The server's metrics: request durations by route template, and the WebSocket connection gauge.
+//! The server's metrics: request durations by route template, and the WebSocket sessions.
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -24,8 +25,12 @@ fn duration_histogram() -> Histogram {
 #[derive(Debug, Clone)]
 pub(crate) struct HttpMetrics {
     pub(crate) request_duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
-    /// Open WebSocket connections: 0 until the server speaks WebSocket.
+    /// Open WebSocket sessions.
     pub(crate) websocket_connections: Gauge,
+    /// Fresh snapshots sent to sessions that fell behind.
+    pub(crate) websocket_resyncs: Counter,
+    /// Sessions closed or dropped for not keeping up.
+    pub(crate) websocket_slow_closed: Counter,
 }
 
 impl HttpMetrics {
@@ -34,6 +39,8 @@ impl HttpMetrics {
         let metrics = Self {
             request_duration: Family::new_with_constructor(duration_histogram),
             websocket_connections: Gauge::default(),
+            websocket_resyncs: Counter::default(),
+            websocket_slow_closed: Counter::default(),
         };
         registry.register(
             "http_request_duration_seconds",
@@ -44,6 +51,16 @@ impl HttpMetrics {
             "websocket_connections_active",
             "Open WebSocket connections",
             metrics.websocket_connections.clone(),
+        );
+        registry.register(
+            "websocket_resyncs",
+            "Fresh snapshots sent to WebSocket sessions that fell behind their game's channel",
+            metrics.websocket_resyncs.clone(),
+        );
+        registry.register(
+            "websocket_slow_clients_closed",
+            "WebSocket sessions closed for not keeping up (fell behind twice, or a send timed out)",
+            metrics.websocket_slow_closed.clone(),
         );
         metrics
     }

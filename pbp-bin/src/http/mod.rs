@@ -1,16 +1,19 @@
 //! The REST API over raw hyper: games, plays, teams, health and metrics, read from the store through its cache.
 //!
-//! `GET /v1/games`, `/v1/games/{id}`, `/v1/games/{id}/plays`, `/v1/teams`, `/health` and `/metrics`
-//! (`docs/openapi.yaml`). Every answer but `/metrics` is JSON; errors are `{"error":{"code":N,"message":"..."}}`.
-//! [`serve`] runs until its shutdown future completes, then stops accepting and lets requests in flight finish
-//! for up to [`DRAIN`].
+//! `GET /v1/games`, `/v1/games/{id}`, `/v1/games/{id}/plays`, `/v1/teams`, `/health`, `/health/live` and
+//! `/metrics` (`docs/openapi.yaml`), and the WebSocket `/ws/{id}` ([`ws`]). Every answer but `/metrics` is JSON;
+//! errors are `{"error":{"code":N,"message":"..."}}`. [`serve`] runs until its shutdown future completes, then
+//! stops accepting, closes the WebSocket sessions (`1001 Going Away`) and lets requests in flight finish for up
+//! to [`DRAIN`].
 
 mod error;
 mod health;
 mod metrics;
 mod routes;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+pub(crate) mod views;
+pub(crate) mod ws;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,6 +31,7 @@ use tokio::net::TcpListener;
 use self::error::ApiError;
 pub(crate) use self::health::HealthChecks;
 pub(crate) use self::metrics::HttpMetrics;
+pub(crate) use self::routes::DEFAULT_PLAYS_LIMIT;
 use self::routes::Route;
 
 /// Largest request body accepted, in bytes (every endpoint is a GET: a body has nothing to say).
@@ -46,6 +50,7 @@ pub(crate) struct Api {
     checks: HealthChecks,
     metrics: HttpMetrics,
     registry: Arc<Mutex<Registry>>,
+    push: Option<ws::Push>,
 }
 
 impl Api {
@@ -53,7 +58,13 @@ impl Api {
     /// server's own series are registered.
     pub(crate) fn new(repository: Arc<dyn Repository>, checks: HealthChecks, registry: Arc<Mutex<Registry>>) -> Self {
         let metrics = HttpMetrics::register(&mut registry.lock().unwrap_or_else(PoisonError::into_inner));
-        Self { repository, checks, metrics, registry }
+        Self { repository, checks, metrics, registry, push: None }
+    }
+
+    /// Serves `WS /ws/{id}` from `push` (without it, the path answers 404).
+    pub(crate) fn with_push(mut self, push: ws::Push) -> Self {
+        self.push = Some(push);
+        self
     }
 }
 
@@ -64,7 +75,20 @@ pub(crate) async fn serve(
     api: Api,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    serve_with(listener, "HTTP server", move |request| handle(api.clone(), request), shutdown).await
+    let push = api.push.clone();
+    let closing = push.clone();
+    // Sessions hear of the shutdown at once, while the HTTP connections drain.
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(push) = closing {
+            push.start_closing();
+        }
+    };
+    let served = serve_with(listener, "HTTP server", move |request| handle(api.clone(), request), shutdown).await;
+    if let Some(push) = push {
+        push.close_all(DRAIN).await;
+    }
+    served
 }
 
 /// The accept loop every pbp server shares: each connection answered by `handler` over HTTP/1.1 or HTTP/2, a
@@ -103,7 +127,8 @@ where
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             // A client has this long to send a request's head, so idle half-open connections do not pile up.
             builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            // With upgrades: `/ws/{id}` switches the connection to WebSocket (the schema registry has no such path).
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, server = name, "Connection ended with an error.");
             }
@@ -141,10 +166,22 @@ async fn handle(api: Api, request: Request<Incoming>) -> Result<Response<Full<By
 
 type Answer = Result<(&'static str, Response<Full<Bytes>>), (&'static str, ApiError)>;
 
-async fn answer(api: &Api, request: Request<Incoming>) -> Answer {
+async fn answer(api: &Api, mut request: Request<Incoming>) -> Answer {
     let route = routes::route(request.uri().path());
     let template = route.as_ref().map_or(routes::UNMATCHED, Route::template);
     let fail = |error: ApiError| (template, error);
+    if let Ok(Route::Ws(id)) = &route {
+        routes::check_method(request.method()).map_err(fail)?;
+        let params = routes::Params::parse(request.uri().query(), routes::allowed_params(&Route::Ws(String::new())))
+            .map_err(fail)?;
+        let since = routes::ws_since(&params).map_err(fail)?;
+        let Some(push) = &api.push else {
+            return Err(fail(ApiError::not_found("this server pushes no WebSocket")));
+        };
+        let repository = api.repository.clone();
+        let response = ws::upgrade(push, repository, api.metrics.clone(), &mut request, id.clone(), since).await;
+        return response.map(|response| (template, response)).map_err(fail);
+    }
     // Refuse an oversized body first, without reading it when its length is declared.
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -166,7 +203,13 @@ async fn answer(api: &Api, request: Request<Incoming>) -> Answer {
             let status = routes::health_status(health.ok());
             return Ok((template, json(status, &serde_json::to_value(&health).unwrap_or_default())));
         }
+        Route::Live => {
+            params(&route)?;
+            return Ok((template, json(StatusCode::OK, &serde_json::json!({"status": "ok"}))));
+        }
         Route::Metrics => return Ok((template, metrics_text(api))),
+        // Answered before the body is read (the upgrade needs the request); kept for an exhaustive match.
+        Route::Ws(_) => return Err(fail(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "misrouted WebSocket"))),
         Route::Teams => routes::teams(repository, &params(&route)?).await,
         Route::Games => routes::games(repository, &params(&route)?).await,
         Route::Game(id) => {
@@ -204,6 +247,10 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     if status == StatusCode::METHOD_NOT_ALLOWED {
         response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+    }
+    if status == StatusCode::UPGRADE_REQUIRED {
+        response.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, header::HeaderValue::from_static("13"));
     }
     response
 }

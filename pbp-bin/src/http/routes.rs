@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use hyper::{Method, StatusCode};
-use pbp_store::{Coordinate, GameRow, GameStateRow, GameStatus, GamesQuery, PlayRow, PlaysQuery, Side, TeamCounters};
+use pbp_store::{GameRow, GameStatus, GamesQuery, PlaysQuery};
 use pbp_store::{Repository, TeamRow};
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::views::{PlayView, StateView, rfc3339};
 
 /// Plays answered when `limit` is not given.
 pub(crate) const DEFAULT_PLAYS_LIMIT: u32 = 100;
@@ -23,11 +24,15 @@ const MAX_ID_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     Health,
+    /// Liveness: the process answers HTTP; nothing is checked.
+    Live,
     Metrics,
     Teams,
     Games,
     Game(String),
     Plays(String),
+    /// The WebSocket of one game.
+    Ws(String),
 }
 
 impl Route {
@@ -35,11 +40,13 @@ impl Route {
     pub(crate) fn template(&self) -> &'static str {
         match self {
             Route::Health => "/health",
+            Route::Live => "/health/live",
             Route::Metrics => "/metrics",
             Route::Teams => "/v1/teams",
             Route::Games => "/v1/games",
             Route::Game(_) => "/v1/games/{id}",
             Route::Plays(_) => "/v1/games/{id}/plays",
+            Route::Ws(_) => "/ws/{id}",
         }
     }
 }
@@ -57,11 +64,13 @@ pub(crate) fn route(path: &str) -> Result<Route, ApiError> {
     }
     Ok(match segments.as_slice() {
         ["health"] => Route::Health,
+        ["health", "live"] => Route::Live,
         ["metrics"] => Route::Metrics,
         ["v1", "teams"] => Route::Teams,
         ["v1", "games"] => Route::Games,
         ["v1", "games", id] => Route::Game(game_id(id)?),
         ["v1", "games", id, "plays"] => Route::Plays(game_id(id)?),
+        ["ws", id] => Route::Ws(game_id(id)?),
         _ => return Err(not_found()),
     })
 }
@@ -206,6 +215,11 @@ pub(crate) fn plays_query(params: &Params) -> Result<PlaysQuery, ApiError> {
     Ok(PlaysQuery { since, limit: Some(limit) })
 }
 
+/// The `since` of `WS /ws/{id}`: resume after this play sequence.
+pub(crate) fn ws_since(params: &Params) -> Result<Option<i64>, ApiError> {
+    params.number("since", 0, i64::MAX)
+}
+
 /// The league filter of `GET /v1/teams`.
 pub(crate) fn teams_league(params: &Params) -> Result<Option<String>, ApiError> {
     params.league()
@@ -269,122 +283,6 @@ pub(crate) struct GameView {
     /// The live state (`/v1/games/{id}` only; `null` before the first play is stored).
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<Option<StateView>>,
-}
-
-/// A game's live state, folded from its plays.
-#[derive(Debug, Serialize)]
-pub(crate) struct StateView {
-    status: GameStatus,
-    period: i32,
-    clock: String,
-    clock_seconds: f64,
-    home_score: i32,
-    away_score: i32,
-    home: TeamCounters,
-    away: TeamCounters,
-    last_sequence: i64,
-    last_play: Option<LastPlayView>,
-    plays_applied: i64,
-    /// RFC 3339.
-    updated_at: String,
-}
-
-#[derive(Debug, Serialize)]
-struct LastPlayView {
-    id: String,
-    text: String,
-}
-
-impl From<GameStateRow> for StateView {
-    fn from(s: GameStateRow) -> Self {
-        let last_play = match (s.last_play_id, s.last_play_text) {
-            (Some(id), Some(text)) => Some(LastPlayView { id, text }),
-            _ => None,
-        };
-        Self {
-            status: s.status,
-            period: s.period,
-            clock: s.clock_display,
-            clock_seconds: s.clock_seconds,
-            home_score: s.home_score,
-            away_score: s.away_score,
-            home: s.home,
-            away: s.away,
-            last_sequence: s.last_sequence,
-            last_play,
-            plays_applied: s.plays_applied,
-            updated_at: rfc3339(s.updated_at),
-        }
-    }
-}
-
-/// One play in game order.
-#[derive(Debug, Serialize)]
-pub(crate) struct PlayView {
-    id: String,
-    sequence: i64,
-    period: i32,
-    clock: String,
-    clock_seconds: f64,
-    period_elapsed_seconds: f64,
-    game_elapsed_seconds: f64,
-    overtime: bool,
-    event_type: String,
-    espn_type_id: String,
-    espn_type_text: String,
-    text: String,
-    team_id: Option<String>,
-    side: Option<Side>,
-    home_score: i32,
-    away_score: i32,
-    score_differential: i32,
-    score_value: i32,
-    scoring_play: bool,
-    shooting_play: bool,
-    shot_value: Option<i32>,
-    coordinate: Option<Coordinate>,
-    /// RFC 3339, when the feed gives it.
-    wallclock: Option<String>,
-    participants: Vec<String>,
-    /// 1, plus one per correction.
-    revision: i64,
-}
-
-impl From<PlayRow> for PlayView {
-    fn from(p: PlayRow) -> Self {
-        Self {
-            id: p.play_id,
-            sequence: p.sequence,
-            period: p.period,
-            clock: p.clock_display,
-            clock_seconds: p.clock_seconds,
-            period_elapsed_seconds: p.period_elapsed_seconds,
-            game_elapsed_seconds: p.game_elapsed_seconds,
-            overtime: p.overtime,
-            event_type: p.event_type,
-            espn_type_id: p.espn_type_id,
-            espn_type_text: p.espn_type_text,
-            text: p.text,
-            team_id: p.team_id,
-            side: p.side,
-            home_score: p.home_score,
-            away_score: p.away_score,
-            score_differential: p.score_differential,
-            score_value: p.score_value,
-            scoring_play: p.scoring_play,
-            shooting_play: p.shooting_play,
-            shot_value: p.shot_value,
-            coordinate: p.coordinate,
-            wallclock: p.wallclock.map(rfc3339),
-            participants: p.participants,
-            revision: p.revision,
-        }
-    }
-}
-
-/// Milliseconds since the epoch as RFC 3339 (the epoch itself for an out-of-range value).
-fn rfc3339(millis: i64) -> String {
-    jiff::Timestamp::from_millisecond(millis).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string()
 }
 
 /// The teams of `games`, by `(league, id)`, read once per league (through the cache).
@@ -484,8 +382,9 @@ pub(crate) fn allowed_params(route: &Route) -> &'static [&'static str] {
     match route {
         Route::Games => &["date", "status", "league", "limit"],
         Route::Plays(_) => &["since", "limit"],
+        Route::Ws(_) => &["since"],
         Route::Teams => &["league"],
-        Route::Health | Route::Metrics | Route::Game(_) => &[],
+        Route::Health | Route::Live | Route::Metrics | Route::Game(_) => &[],
     }
 }
 

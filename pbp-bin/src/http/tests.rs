@@ -73,7 +73,7 @@ async fn get(server: &Server, target: &str) -> Answer {
     send(server.addr, format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await
 }
 
-fn team(id: &str, abbreviation: &str) -> TeamRow {
+pub(crate) fn team(id: &str, abbreviation: &str) -> TeamRow {
     TeamRow {
         league: "nba".to_owned(),
         id: id.to_owned(),
@@ -85,7 +85,7 @@ fn team(id: &str, abbreviation: &str) -> TeamRow {
     }
 }
 
-fn game(id: &str, date: &str, status: GameStatus, start_time: i64) -> GameRow {
+pub(crate) fn game(id: &str, date: &str, status: GameStatus, start_time: i64) -> GameRow {
     GameRow {
         id: id.to_owned(),
         league: "nba".to_owned(),
@@ -107,7 +107,7 @@ fn game(id: &str, date: &str, status: GameStatus, start_time: i64) -> GameRow {
     }
 }
 
-fn play(game_id: &str, sequence: i64, game_order: i64) -> PlayRow {
+pub(crate) fn play(game_id: &str, sequence: i64, game_order: i64) -> PlayRow {
     PlayRow {
         game_id: game_id.to_owned(),
         play_id: format!("{game_id}{sequence}"),
@@ -144,7 +144,7 @@ fn play(game_id: &str, sequence: i64, game_order: i64) -> PlayRow {
     }
 }
 
-fn state(game_id: &str) -> GameStateRow {
+pub(crate) fn state(game_id: &str) -> GameStateRow {
     GameStateRow {
         game_id: game_id.to_owned(),
         league: "nba".to_owned(),
@@ -166,7 +166,7 @@ fn state(game_id: &str) -> GameStateRow {
 
 /// Games `live` (in, 2024-03-17), `final` (post, 2024-03-17) and `later` (pre, 2024-03-18); `live` has four
 /// plays, sequence 10 a late insert third in game order, and a state.
-async fn seed(repository: &dyn Repository) -> anyhow::Result<()> {
+pub(crate) async fn seed(repository: &dyn Repository) -> anyhow::Result<()> {
     repository.upsert_teams(&[team("2", "BOS"), team("19", "ORL")]).await?;
     repository
         .upsert_games(&[

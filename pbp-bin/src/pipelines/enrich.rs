@@ -59,7 +59,7 @@ fn unknown_team(id: Option<&String>) -> TeamInfo {
 }
 
 /// Joins a play with its teams and derives score and clock fields.
-fn enrich(play: PlayEvent, home: Option<TeamRow>, away: Option<&TeamRow>) -> EnrichedEvent {
+pub(crate) fn enrich(play: PlayEvent, home: Option<TeamRow>, away: Option<&TeamRow>) -> EnrichedEvent {
     let home_info = home.as_ref().map_or_else(|| unknown_team(play.home_team_id.as_ref()), team_info);
     let away_info = away.map_or_else(|| unknown_team(play.away_team_id.as_ref()), team_info);
     if home.is_none() || away.is_none() {

@@ -43,6 +43,17 @@ pub(crate) struct IngestStats {
     pub(crate) dead_letters: u64,
 }
 
+/// A recorded game whose teams and game record were sent, with its plays still to send.
+#[derive(Debug)]
+pub(crate) struct RecordedGame {
+    pub(crate) league: League,
+    pub(crate) game_id: String,
+    /// Home and away team ids, as each play carries them.
+    pub(crate) teams: (Option<String>, Option<String>),
+    /// The plays in feed order.
+    pub(crate) plays: Vec<pbp_espn::NormalizedPlay>,
+}
+
 /// Writes ESPN data to the raw topics.
 pub(crate) struct Ingest {
     producer: Arc<dyn Producer>,
@@ -245,10 +256,29 @@ impl Ingest {
         league_hint: Option<League>,
         copy: ReplayCopy,
     ) -> anyhow::Result<u64> {
+        let Some(game) = self.summary_game(summary, league_hint, copy).await? else { return Ok(0) };
+        let before = self.stats.plays;
+        let now = now_millis();
+        for play in &game.plays {
+            self.play(play, game.league, ChangeKind::New, game.teams.clone(), now)?;
+        }
+        self.send_pending().await?;
+        Ok(self.stats.plays - before)
+    }
+
+    /// The teams and the game of a recorded summary, sent (the teams acknowledged); its plays, re-keyed to the
+    /// copy's game id, are returned for the caller to send. `None` when the summary names no league we know
+    /// (dead-lettered).
+    pub(crate) async fn summary_game(
+        &mut self,
+        summary: &Summary,
+        league_hint: Option<League>,
+        copy: ReplayCopy,
+    ) -> anyhow::Result<Option<RecordedGame>> {
         let (context, mut plays) = normalize_summary(summary, league_hint);
         let Some(league) = context.league else {
             self.dead_letter(Some(&context.game_id), None, "UnknownLeague", "the summary names no league we know");
-            return Ok(0);
+            return Ok(None);
         };
         let game_id = copy.game_id(&context.game_id);
         let now = now_millis();
@@ -267,13 +297,10 @@ impl Ingest {
                 Err(reason) => self.dead_letter(Some(&game_id), None, "UnusableGame", &reason),
             }
         }
-        let before = self.stats.plays;
         for play in &mut plays {
             play.game_id.clone_from(&game_id);
-            self.play(play, league, ChangeKind::New, teams.clone(), now)?;
         }
-        self.send_pending().await?;
-        Ok(self.stats.plays - before)
+        Ok(Some(RecordedGame { league, game_id, teams, plays }))
     }
 
     /// Queues a dead letter: the input's bytes (if any) with the reason in the standard headers.

@@ -208,3 +208,121 @@ pub(crate) async fn assert_api(port: u16, store: &dyn Repository, game_id: &str,
     assert!(body.contains("kafka_messages_consumed_total{"), "{body}");
     Ok(())
 }
+
+/// A WebSocket client of `/ws/{game}` that records every message until the server closes the session.
+pub(crate) struct WsRecorder {
+    task: tokio::task::JoinHandle<anyhow::Result<Vec<serde_json::Value>>>,
+}
+
+impl WsRecorder {
+    /// Connects to `path` (`/ws/{game}[?since=N]`) on 127.0.0.1:`port` and records in the background.
+    pub(crate) async fn connect(port: u16, path: &str) -> anyhow::Result<Self> {
+        use futures::StreamExt;
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}{path}")).await?;
+        let task = tokio::spawn(async move {
+            let mut messages = Vec::new();
+            while let Some(message) = socket.next().await {
+                match message? {
+                    tokio_tungstenite::tungstenite::Message::Text(text) => messages.push(serde_json::from_str(&text)?),
+                    tokio_tungstenite::tungstenite::Message::Close(frame) => {
+                        let code = frame.map(|f| u16::from(f.code));
+                        anyhow::ensure!(code == Some(1001), "the session closed with {code:?}, not 1001 at shutdown");
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(messages)
+        });
+        Ok(Self { task })
+    }
+
+    /// The messages, once the session closed.
+    pub(crate) async fn messages(self) -> anyhow::Result<Vec<serde_json::Value>> {
+        tokio::time::timeout(Duration::from_secs(30), self.task).await??
+    }
+}
+
+/// Checks what a WebSocket session received against the finished game in `store`: a snapshot first, then
+/// each version of a play at most once (no duplicate), new plays in the order the feed showed them, and in
+/// the end the client holds every stored play it should (all with a sequence above `complete_after`: `None` for a
+/// client that saw the game from its first play) at its stored revision and content, and the final state.
+pub(crate) fn assert_ws_session(
+    messages: &[serde_json::Value],
+    stored: &[PlayRow],
+    state: &GameStateRow,
+    complete_after: Option<i64>,
+) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    let (snapshot, frames) = messages.split_first().ok_or_else(|| anyhow::anyhow!("no message"))?;
+    anyhow::ensure!(snapshot["type"] == "snapshot" && snapshot["reason"] == "connect", "first comes the snapshot");
+    let mut held: HashMap<String, serde_json::Value> = HashMap::new();
+    for play in snapshot["plays"].as_array().into_iter().flatten() {
+        held.insert(play["id"].as_str().unwrap_or_default().to_owned(), play.clone());
+    }
+    let mut last_state = snapshot["state"].clone();
+    // (sequence, place in game order) of each play first seen in a frame, in arrival order.
+    let place: HashMap<&str, usize> = stored.iter().enumerate().map(|(i, p)| (p.play_id.as_str(), i)).collect();
+    let mut new_plays: Vec<(i64, usize, String)> = Vec::new();
+    for frame in frames {
+        match frame["type"].as_str() {
+            Some("play") => {
+                let play = &frame["play"];
+                let id = play["id"].as_str().unwrap_or_default().to_owned();
+                let revision = play["revision"].as_i64().unwrap_or_default();
+                match held.get(&id) {
+                    Some(before) => anyhow::ensure!(
+                        before["revision"].as_i64().unwrap_or_default() < revision,
+                        "play {id} revision {revision} arrived twice or out of order"
+                    ),
+                    None => {
+                        let sequence = play["sequence"].as_i64().unwrap_or_default();
+                        let at = place.get(id.as_str()).copied().unwrap_or(usize::MAX);
+                        new_plays.push((sequence, at, id.clone()));
+                    }
+                }
+                held.insert(id, play.clone());
+            }
+            Some("state") => last_state = frame["state"].clone(),
+            other => anyhow::bail!("unexpected message type {other:?}: {frame}"),
+        }
+    }
+    // ESPN shows plays in the order it logs them (sequence), and each poll's new plays in game order: a play
+    // that arrived after another was logged after it, or came in the same poll later in game order.
+    for (i, (sequence, at, id)) in new_plays.iter().enumerate() {
+        for (later_sequence, later_at, later_id) in &new_plays[i + 1..] {
+            anyhow::ensure!(
+                later_sequence > sequence || later_at > at,
+                "new play {later_id} (sequence {later_sequence}, place {later_at}) arrived after {id} \
+                 (sequence {sequence}, place {at}), which was logged after it and comes later in game order"
+            );
+        }
+    }
+    for play in stored {
+        let must_hold = complete_after.is_none_or(|after| play.sequence > after);
+        match held.get(&play.play_id) {
+            None => anyhow::ensure!(!must_hold, "play {} ({}) never reached the client", play.play_id, play.sequence),
+            Some(got) => {
+                anyhow::ensure!(
+                    got["revision"] == play.revision && got["text"] == play.text.as_str(),
+                    "play {} is at revision {} ({}) on the client, {} ({}) in the store",
+                    play.play_id,
+                    got["revision"],
+                    got["text"],
+                    play.revision,
+                    play.text
+                );
+            }
+        }
+    }
+    anyhow::ensure!(held.len() <= stored.len(), "the client holds plays the store does not");
+    anyhow::ensure!(
+        last_state["status"] == "post" && last_state["plays_applied"] == state.plays_applied,
+        "the client's last state is not the final one: {last_state}"
+    );
+    anyhow::ensure!(
+        last_state["home_score"] == state.home_score && last_state["away_score"] == state.away_score,
+        "final score"
+    );
+    Ok(())
+}

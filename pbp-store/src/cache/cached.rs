@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 
 use super::{Cache, EntryKind};
 use crate::error::{CacheError, Result};
-use crate::model::{GameRow, GameStateRow, GameStatus, GamesQuery, PlayRow, PlaysQuery, TeamRow, UpsertOutcome};
+use crate::model::{
+    GameRow, GameStateRow, GameStatus, GamesQuery, PlayRow, PlaysQuery, PlaysWritten, TeamRow, UpsertOutcome,
+};
 use crate::repo::Repository;
 
 /// Wraps a repository with a cache.
@@ -141,6 +143,13 @@ impl<R: Repository, C: Cache> Repository for CachedRepository<R, C> {
         let outcome = self.repo.upsert_plays(plays).await?;
         self.invalidate(&outcome, plays.iter().map(|p| format!("plays:{}", p.game_id)).collect()).await;
         Ok(outcome)
+    }
+
+    async fn upsert_plays_with_changes(&self, plays: &[PlayRow]) -> Result<PlaysWritten> {
+        let written = self.repo.upsert_plays_with_changes(plays).await?;
+        self.invalidate(&written.outcome, written.changed.iter().map(|p| format!("plays:{}", p.game_id)).collect())
+            .await;
+        Ok(written)
     }
 
     async fn upsert_game_states(&self, states: &[GameStateRow]) -> Result<UpsertOutcome> {

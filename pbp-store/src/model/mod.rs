@@ -344,6 +344,27 @@ pub struct PlaysQuery {
     pub limit: Option<u32>,
 }
 
+/// A play a write inserted or changed, and the revision it now has (1 when inserted).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PlayRevision {
+    /// The play's game.
+    pub game_id: String,
+    /// The play.
+    pub play_id: String,
+    /// Its revision after the write.
+    pub revision: i64,
+}
+
+/// What a batched play upsert did, with the plays it inserted or changed
+/// ([`Repository::upsert_plays_with_changes`](crate::Repository::upsert_plays_with_changes)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaysWritten {
+    /// The counts.
+    pub outcome: UpsertOutcome,
+    /// One entry per inserted or changed play (`outcome.inserted + outcome.updated` of them).
+    pub changed: Vec<PlayRevision>,
+}
+
 /// What a batched upsert did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpsertOutcome {

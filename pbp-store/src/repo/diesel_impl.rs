@@ -216,10 +216,10 @@ macro_rules! impl_repository {
                 Ok(outcome)
             }
 
-            async fn upsert_plays(
+            async fn upsert_plays_with_changes(
                 &self,
                 plays: &[$crate::model::PlayRow],
-            ) -> $crate::error::Result<$crate::model::UpsertOutcome> {
+            ) -> $crate::error::Result<$crate::model::PlaysWritten> {
                 use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text};
                 use diesel_async::{AsyncConnection, RunQueryDsl};
                 use $crate::repo::records::RevisionRecord;
@@ -229,7 +229,9 @@ macro_rules! impl_repository {
                 }
                 let (rows, duplicates) = $crate::repo::dedup_last(plays, |p| (p.game_id.as_str(), p.play_id.as_str()));
                 let mut outcome = $crate::model::UpsertOutcome { unchanged: duplicates, ..Default::default() };
-                let Some(first) = <[_]>::first(&rows) else { return Ok(outcome) };
+                let Some(first) = <[_]>::first(&rows) else {
+                    return Ok($crate::model::PlaysWritten { outcome, changed: Vec::new() });
+                };
                 let first_key = first.key();
                 let participants: Vec<String> =
                     rows.iter().map(|p| serde_json::to_string(&p.participants)).collect::<Result<_, _>>().map_err(
@@ -254,8 +256,9 @@ macro_rules! impl_repository {
                             return Ok(Err($crate::error::StoreError::UnknownGame { table: "plays", key, game_id }));
                         }
                         let mut total = $crate::model::UpsertOutcome::default();
+                        let mut changed = Vec::new();
                         // One prepared statement per chunk size, kept by the connection (see `rows_statement`).
-                        let (prefix, suffix) = sql::upsert_parts(table, "revision");
+                        let (prefix, suffix) = sql::upsert_parts(table, "game_id, play_id, revision");
                         let mut start = 0;
                         for size in $crate::repo::rows_statement::chunk_sizes(rows.len(), sql::PLAY_CHUNK_ROWS) {
                             let (chunk, json) = (&rows[start..start + size], &participants[start..start + size]);
@@ -309,11 +312,17 @@ macro_rules! impl_repository {
                                 updated,
                                 unchanged: chunk.len() as u64 - inserted - updated,
                             });
+                            changed.extend(returned.into_iter().map(|r| $crate::model::PlayRevision {
+                                game_id: r.game_id,
+                                play_id: r.play_id,
+                                revision: r.revision,
+                            }));
                         }
-                        Ok::<_, diesel::result::Error>(Ok(total))
+                        Ok::<_, diesel::result::Error>(Ok((total, changed)))
                     })
                     .await
                     .map_err(|e| $crate::repo::diesel_impl::write_error("plays", first_key, e))??;
+                let (written, changed) = written;
                 outcome.add(written);
                 tracing::debug!(
                     table = "plays",
@@ -322,7 +331,7 @@ macro_rules! impl_repository {
                     updated = outcome.updated,
                     "upsert"
                 );
-                Ok(outcome)
+                Ok($crate::model::PlaysWritten { outcome, changed })
             }
 
             async fn upsert_game_states(

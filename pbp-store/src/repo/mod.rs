@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{GameRow, GameStateRow, GamesQuery, PlayRow, PlaysQuery, TeamRow, UpsertOutcome};
+use crate::model::{GameRow, GameStateRow, GamesQuery, PlayRow, PlaysQuery, PlaysWritten, TeamRow, UpsertOutcome};
 
 pub(crate) mod diesel_impl;
 pub(crate) mod records;
@@ -28,7 +28,14 @@ pub trait Repository: Send + Sync {
     /// nothing, a correction (same key, different content) replaces the row and bumps its `revision`, a delivery
     /// older (`fetched_at`) than the stored one is ignored. The game must be stored, else
     /// [`StoreError::UnknownGame`](crate::StoreError::UnknownGame).
-    async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome>;
+    async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome> {
+        Ok(self.upsert_plays_with_changes(plays).await?.outcome)
+    }
+
+    /// [`upsert_plays`](Self::upsert_plays), also naming each play the write inserted or changed, with the
+    /// revision it now has: what a push to live clients needs, since a re-delivered or stale play changes
+    /// nothing and is not named. The order of [`PlaysWritten::changed`] is unspecified.
+    async fn upsert_plays_with_changes(&self, plays: &[PlayRow]) -> Result<PlaysWritten>;
 
     /// Inserts or updates game states keyed by `game_id`, with both sides' counters. A state older
     /// (`updated_at`) than the stored one is ignored. The game must be stored.
@@ -68,6 +75,9 @@ impl<T: Repository + ?Sized> Repository for std::sync::Arc<T> {
     }
     async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome> {
         (**self).upsert_plays(plays).await
+    }
+    async fn upsert_plays_with_changes(&self, plays: &[PlayRow]) -> Result<PlaysWritten> {
+        (**self).upsert_plays_with_changes(plays).await
     }
     async fn upsert_game_states(&self, states: &[GameStateRow]) -> Result<UpsertOutcome> {
         (**self).upsert_game_states(states).await

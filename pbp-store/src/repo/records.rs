@@ -20,6 +20,10 @@ pub(crate) struct CountRecord {
 
 #[derive(QueryableByName)]
 pub(crate) struct RevisionRecord {
+    #[diesel(sql_type = Text)]
+    pub(crate) game_id: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) play_id: String,
     #[diesel(sql_type = BigInt)]
     pub(crate) revision: i64,
 }

@@ -77,7 +77,7 @@ fn round3(value: f64) -> f64 {
 }
 
 /// The largest file in `dir` that parses as a site summary with plays.
-fn largest_summary(dir: &PathBuf) -> anyhow::Result<(PathBuf, Vec<u8>)> {
+pub(super) fn largest_summary(dir: &std::path::Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
     let mut best: Option<(PathBuf, Vec<u8>)> = None;
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();

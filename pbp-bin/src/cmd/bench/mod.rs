@@ -3,7 +3,11 @@
 mod avro;
 mod dataflow;
 mod espn;
+mod fanout;
 mod kafka;
+mod latency;
+mod rest;
+mod serving;
 
 use clap::Subcommand;
 
@@ -18,6 +22,15 @@ pub(crate) enum BenchCommand {
     Kafka(kafka::KafkaArgs),
     /// Parse, normalize and diff the largest recorded ESPN summary many times.
     Espn(espn::EspnBenchArgs),
+    /// From a play entering ingest to its frame at a WebSocket client, p50/p99.
+    Latency(latency::LatencyArgs),
+    /// Many WebSocket clients on one game: delivery time of every frame, and the server's memory.
+    Fanout(fanout::FanoutArgs),
+    /// The clients of `pbp bench fanout`, in their own process (started by it).
+    #[command(hide = true)]
+    FanoutClients(fanout::FanoutClientsArgs),
+    /// Requests per second of the plays route against a trivial route of the same server (runs wrk).
+    Rest(rest::RestArgs),
 }
 
 pub(crate) async fn run(bench: BenchCommand) -> anyhow::Result<()> {
@@ -26,5 +39,9 @@ pub(crate) async fn run(bench: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Avro(args) => avro::run(args).await,
         BenchCommand::Espn(args) => espn::run(args),
         BenchCommand::Kafka(args) => kafka::run(args).await,
+        BenchCommand::Latency(args) => latency::run(args).await,
+        BenchCommand::Fanout(args) => fanout::run(args).await,
+        BenchCommand::FanoutClients(args) => fanout::run_clients(args).await,
+        BenchCommand::Rest(args) => rest::run(args).await,
     }
 }

@@ -1,0 +1,218 @@
+//! One WebSocket session: a snapshot, then its game's frames as they are published.
+//!
+//! Gap-free by construction: the session subscribes to its game *before* it reads the snapshot from the store,
+//! so a row written while the snapshot is read is either in the snapshot or in a frame queued behind it (or
+//! both; the session then skips the frame: a play it holds at the same or a later revision, a state it already
+//! sent or an older one).
+//!
+//! Backpressure: a session sends one frame at a time and waits for the socket. A client that takes longer than
+//! `send_timeout` to take a frame is dropped. A session that falls more than the channel's capacity behind gets
+//! a fresh snapshot (`reason: "lagged"`: the state, and every play after the last sequence it had), unless it
+//! already fell behind within `resync_cooldown`; it is then closed with code 4008 ("client too slow").
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use pbp_store::{GameStateRow, PlayRow, PlaysQuery, Repository};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+use super::WsSettings;
+use crate::http::metrics::HttpMetrics;
+use crate::push::{Frame, FrameKind, Hub, SnapshotReason, snapshot_text};
+
+/// Close code of a session closed for falling behind twice in a row (private-use range).
+pub(crate) const CLOSE_TOO_SLOW: u16 = 4008;
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// What a session starts from.
+pub(super) struct Context {
+    pub(super) game_id: String,
+    pub(super) since: Option<i64>,
+    pub(super) repository: Arc<dyn Repository>,
+    pub(super) hub: Arc<Hub>,
+    pub(super) settings: WsSettings,
+    pub(super) closing: CancellationToken,
+    pub(super) metrics: HttpMetrics,
+}
+
+/// What the client holds, to skip frames its snapshot already covered.
+#[derive(Default)]
+struct Held {
+    /// Plays of the last snapshot, with their revisions.
+    snapshot_plays: HashMap<String, i64>,
+    /// The last state sent.
+    state: Option<GameStateRow>,
+    /// Highest play sequence sent.
+    max_sequence: Option<i64>,
+}
+
+impl Held {
+    fn from_snapshot(state: Option<GameStateRow>, plays: &[PlayRow], previous_max: Option<i64>) -> Self {
+        let max = plays.iter().map(|p| p.sequence).max();
+        Self {
+            snapshot_plays: plays.iter().map(|p| (p.play_id.clone(), p.revision)).collect(),
+            state,
+            max_sequence: max.max(previous_max),
+        }
+    }
+
+    /// True if the frame tells the client something new; records it.
+    fn take(&mut self, frame: &Frame) -> bool {
+        match frame.kind() {
+            FrameKind::Play { play_id, sequence, revision } => {
+                if self.snapshot_plays.get(play_id).is_some_and(|held| held >= revision) {
+                    return false;
+                }
+                self.max_sequence = self.max_sequence.max(Some(*sequence));
+                true
+            }
+            FrameKind::State(state) => {
+                if self.state.as_ref().is_some_and(|held| !crate::push::supersedes(state, held)) {
+                    return false;
+                }
+                self.state = Some((**state).clone());
+                true
+            }
+        }
+    }
+}
+
+/// Why a session ended, for the log.
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    ServerClosing,
+    TooSlow,
+    SendTimedOut,
+    Failed(String),
+}
+
+/// Runs a session until the client leaves, the server shuts down or the client cannot keep up.
+pub(super) async fn run(socket: Socket, context: Context) {
+    let metrics = context.metrics.clone();
+    metrics.websocket_connections.inc();
+    let end = serve(socket, &context).await;
+    metrics.websocket_connections.dec();
+    match &end {
+        End::Failed(error) => tracing::warn!(game_id = context.game_id, error, "WebSocket session failed."),
+        end => tracing::debug!(game_id = context.game_id, ?end, "WebSocket session ended."),
+    }
+}
+
+async fn serve(socket: Socket, context: &Context) -> End {
+    let (mut sink, mut incoming) = socket.split();
+    let mut subscription = context.hub.subscribe(&context.game_id);
+    let mut held = match send_snapshot(&mut sink, context, SnapshotReason::Connect, context.since, None).await {
+        Ok(held) => held,
+        Err(end) => return end,
+    };
+    let mut last_resync: Option<Instant> = None;
+    let end = loop {
+        tokio::select! {
+            biased;
+            () = context.closing.cancelled() => {
+                // What was published before the shutdown is still delivered, then the session closes.
+                while let Some(frame) = subscription.try_recv() {
+                    if held.take(&frame) && send(&mut sink, context, Message::Text(frame.text())).await.is_err() {
+                        break;
+                    }
+                }
+                let frame = CloseFrame { code: CloseCode::Away, reason: "server shutting down".into() };
+                drop(send(&mut sink, context, Message::Close(Some(frame))).await);
+                break End::ServerClosing;
+            }
+            message = incoming.next() => match message {
+                None | Some(Ok(Message::Close(_))) => break End::ClientClosed,
+                Some(Err(error)) => break End::Failed(error.to_string()),
+                // Pings are answered by tungstenite; clients have nothing else to say.
+                Some(Ok(_)) => {}
+            },
+            frame = subscription.recv() => match frame {
+                Ok(frame) => {
+                    if held.take(&frame)
+                        && let Err(end) = send(&mut sink, context, Message::Text(frame.text())).await
+                    {
+                        break end;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let again = last_resync.is_some_and(|at| at.elapsed() < context.settings.resync_cooldown);
+                    if again {
+                        context.metrics.websocket_slow_closed.inc();
+                        let frame = CloseFrame { code: CloseCode::from(CLOSE_TOO_SLOW), reason: "client too slow".into() };
+                        drop(send(&mut sink, context, Message::Close(Some(frame))).await);
+                        break End::TooSlow;
+                    }
+                    tracing::debug!(game_id = context.game_id, missed, "WebSocket session fell behind; sending a fresh snapshot.");
+                    context.metrics.websocket_resyncs.inc();
+                    last_resync = Some(Instant::now());
+                    subscription.skip_queued();
+                    let since = held.max_sequence;
+                    match send_snapshot(&mut sink, context, SnapshotReason::Lagged, since, since).await {
+                        Ok(fresh) => held = fresh,
+                        Err(end) => break end,
+                    }
+                }
+                Err(RecvError::Closed) => break End::ServerClosing,
+            },
+        }
+    };
+    // Answers the client's close (tungstenite queued the reply) or completes ours; bounded like any send.
+    drop(tokio::time::timeout(context.settings.send_timeout, sink.close()).await);
+    end
+}
+
+/// Reads the snapshot from the store and sends it: the state and either every play after `since` or the last
+/// plays.
+async fn send_snapshot(
+    sink: &mut futures::stream::SplitSink<Socket, Message>,
+    context: &Context,
+    reason: SnapshotReason,
+    since: Option<i64>,
+    previous_max: Option<i64>,
+) -> Result<Held, End> {
+    let repository = &context.repository;
+    let game_id = context.game_id.as_str();
+    let plays = match since {
+        Some(since) => repository.plays(game_id, &PlaysQuery { since: Some(since), limit: None }).await,
+        None => repository.last_plays(game_id, context.settings.snapshot_plays).await,
+    };
+    let read = async { Ok::<_, pbp_store::StoreError>((repository.game_state(game_id).await?, plays?)) };
+    let (state, plays) = match read.await {
+        Ok(read) => read,
+        Err(error) => {
+            let frame = CloseFrame { code: CloseCode::Again, reason: "the store is unavailable; retry later".into() };
+            drop(send(sink, context, Message::Close(Some(frame))).await);
+            return Err(End::Failed(format!("snapshot read failed: {error}")));
+        }
+    };
+    let text = snapshot_text(game_id, reason, state.as_ref(), &plays).map_err(|e| End::Failed(e.to_string()))?;
+    send(sink, context, Message::Text(text)).await?;
+    Ok(Held::from_snapshot(state, &plays, previous_max))
+}
+
+/// Sends one message, within the send timeout.
+async fn send(
+    sink: &mut futures::stream::SplitSink<Socket, Message>,
+    context: &Context,
+    message: Message,
+) -> Result<(), End> {
+    match tokio::time::timeout(context.settings.send_timeout, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(End::Failed(error.to_string())),
+        Err(_) => {
+            context.metrics.websocket_slow_closed.inc();
+            Err(End::SendTimedOut)
+        }
+    }
+}
