@@ -147,7 +147,7 @@ pub(crate) async fn run_clients(args: FanoutClientsArgs) -> anyhow::Result<()> {
             async move {
                 let connected = async {
                     let (mut socket, _) =
-                        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false).await?;
+                        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true).await?;
                     // The snapshot.
                     socket.next().await.context("closed before the snapshot")??;
                     anyhow::Ok(socket)

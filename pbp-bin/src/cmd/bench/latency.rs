@@ -91,8 +91,11 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
 
     let url = format!("ws://{}/ws/{}", server.addr, game.game_id);
     let (mut client, _) = tokio_tungstenite::connect_async(url).await?;
+    let expected = plays.len();
+    let (arrived_all, all_arrived) = tokio::sync::oneshot::channel::<()>();
     let arrivals = tokio::spawn(async move {
         let mut arrivals: HashMap<String, Instant> = HashMap::new();
+        let mut arrived_all = Some(arrived_all);
         while let Some(Ok(message)) = client.next().await {
             let now = Instant::now();
             let Message::Text(text) = message else { continue };
@@ -102,6 +105,11 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
                 && let Some(id) = frame["play"]["id"].as_str()
             {
                 arrivals.entry(id.to_owned()).or_insert(now);
+                if arrivals.len() == expected
+                    && let Some(done) = arrived_all.take()
+                {
+                    let _ = done.send(());
+                }
             }
         }
         arrivals
@@ -121,19 +129,30 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
         ingest.plays(&batch).await?;
     }
     ingest.flush().await?;
-    // Let the last frames arrive, then stop the server: its sessions close, the client's loop ends.
-    let last = &sent.last().context("no play to send")?.0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.repository.plays(&game.game_id, &Default::default()).await?.iter().all(|p| &p.play_id != last) {
-        anyhow::ensure!(Instant::now() < deadline, "the last play was not stored within 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Every frame arrives (or the wait ends), then the server stops: its sessions close, the client's loop ends.
+    if tokio::time::timeout(Duration::from_secs(30), all_arrived).await.is_err() {
+        eprintln!("bench latency: not every play reached the client within 30 s");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    if std::env::var_os("PBP_BENCH_DEBUG").is_some() {
+        let stored = server.repository.plays(&game.game_id, &Default::default()).await?;
+        let arrivals_debug = &arrivals;
+        let _ = arrivals_debug;
+        for p in &stored {
+            eprintln!("DEBUG {} enrich_minus_fetch_ms={}", p.play_id, p.enriched_at - p.fetched_at);
+        }
+    }
     shutdown.trigger();
     running.await??;
     server.stop().await?;
     let arrivals = arrivals.await?;
 
+    if std::env::var_os("PBP_BENCH_DEBUG").is_some() {
+        for (id, at) in &sent {
+            if let Some(arrived) = arrivals.get(id) {
+                eprintln!("DEBUG {id} latency_us={}", arrived.duration_since(*at).as_micros());
+            }
+        }
+    }
     let mut micros: Vec<u64> = sent
         .iter()
         .skip(args.warmup)

@@ -69,9 +69,12 @@ impl KafkaConfig {
         self
     }
 
-    fn client(&self, role: &str) -> ClientConfig {
+    /// A client's configuration: the brokers and its id, the role's `settings`, then the properties given with
+    /// [`set`](Self::set), which override the role's settings (e.g. `linger.ms` or `fetch.wait.max.ms`).
+    fn client(&self, role: &str, settings: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers).set("client.id", format!("{}-{role}", self.client_id));
+        settings(&mut c);
         for (k, v) in &self.properties {
             c.set(k, v);
         }
@@ -106,19 +109,20 @@ impl std::fmt::Debug for KafkaTransport {
 impl KafkaTransport {
     /// Creates the clients. Connections are made lazily; a wrong address shows up as errors on first use.
     pub fn connect(config: KafkaConfig) -> Result<Self, TransportError> {
-        let admin = config.client("admin").create().map_err(client_error("creating the admin client"))?;
+        let admin = config.client("admin", |_| {}).create().map_err(client_error("creating the admin client"))?;
         let metadata = config
-            .client("metadata")
-            .set("group.id", format!("{}-metadata", config.client_id))
-            .set("enable.auto.commit", "false")
+            .client("metadata", |c| {
+                c.set("group.id", format!("{}-metadata", config.client_id)).set("enable.auto.commit", "false");
+            })
             .create()
             .map_err(client_error("creating the metadata client"))?;
         let producer = config
-            .client("producer")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5")
+            .client("producer", |c| {
+                c.set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("partitioner", "murmur2_random")
+                    .set("linger.ms", "5");
+            })
             .create_with_context(DeliveryContext)
             .map_err(client_error("creating the producer"))?;
         Ok(Self { config, admin, metadata: Arc::new(metadata), producer: Arc::new(producer) })
@@ -207,14 +211,15 @@ impl Transport for KafkaTransport {
     async fn consumer(&self, options: &ConsumerOptions) -> Result<Box<dyn Consumer>, TransportError> {
         let consumer: StreamConsumer<GroupContext> = self
             .config
-            .client(&format!("consumer-{}", options.group))
-            .set("group.id", &options.group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("queued.max.messages.kbytes", "16384")
-            .set("statistics.interval.ms", "5000")
-            .set("enable.partition.eof", "true")
+            .client(&format!("consumer-{}", options.group), |c| {
+                c.set("group.id", &options.group)
+                    .set("enable.auto.commit", "false")
+                    .set("enable.auto.offset.store", "false")
+                    .set("auto.offset.reset", "earliest")
+                    .set("queued.max.messages.kbytes", "16384")
+                    .set("statistics.interval.ms", "5000")
+                    .set("enable.partition.eof", "true");
+            })
             .create_with_context(GroupContext::default())
             .map_err(client_error("creating the consumer"))?;
         let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
@@ -234,13 +239,15 @@ impl Transport for KafkaTransport {
         let wanted: Vec<u32> = partitions.map_or_else(|| (0..n).collect(), <[u32]>::to_vec);
         let consumer: StreamConsumer<ReaderContext> = self
             .config
-            .client("reader")
-            .set("group.id", format!("{}-reader-{}", self.config.client_id, READER_IDS.fetch_add(1, Ordering::Relaxed)))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            // A reader waits for the end of each partition; answer empty fetches quickly so that a topic
-            // that is written often still shows its end.
-            .set("fetch.wait.max.ms", "5")
+            .client("reader", |c| {
+                let id = READER_IDS.fetch_add(1, Ordering::Relaxed);
+                c.set("group.id", format!("{}-reader-{id}", self.config.client_id))
+                    .set("enable.auto.commit", "false")
+                    .set("enable.partition.eof", "true")
+                    // A reader waits for the end of each partition; answer empty fetches quickly so that a
+                    // topic that is written often still shows its end.
+                    .set("fetch.wait.max.ms", "5");
+            })
             .create_with_context(ReaderContext)
             .map_err(client_error("creating a reader"))?;
         let mut tpl = TopicPartitionList::new();
