@@ -242,24 +242,24 @@ fn game_status(state: &str) -> GameStatus {
 }
 
 /// A play row from an enriched play. `revision` is the store's to maintain; 1 is what a first write gets.
-pub(crate) fn play_row(e: &EnrichedEvent) -> PlayRow {
+pub(crate) fn play_row(e: EnrichedEvent) -> PlayRow {
     PlayRow {
-        game_id: e.game_id.clone(),
-        play_id: e.play_id.clone(),
+        game_id: e.game_id,
+        play_id: e.play_id,
         sequence: e.sequence,
         game_order: game_order(e.period, e.period_elapsed_seconds),
-        league: e.league.clone(),
+        league: e.league,
         period: e.period,
-        clock_display: e.clock_display.clone(),
+        clock_display: e.clock_display,
         clock_seconds: e.clock_seconds,
         game_seconds_left: e.game_seconds_left,
         period_elapsed_seconds: e.period_elapsed_seconds,
         game_elapsed_seconds: e.game_elapsed_seconds,
         overtime: e.overtime,
-        event_type: e.event_type.clone(),
-        espn_type_id: e.espn_type_id.clone(),
-        espn_type_text: e.espn_type_text.clone(),
-        team_id: e.team_id.clone(),
+        event_type: e.event_type,
+        espn_type_id: e.espn_type_id,
+        espn_type_text: e.espn_type_text,
+        team_id: e.team_id,
         side: e.side.map(|s| match s {
             Side::Home => pbp_store::Side::Home,
             Side::Away => pbp_store::Side::Away,
@@ -273,8 +273,8 @@ pub(crate) fn play_row(e: &EnrichedEvent) -> PlayRow {
         shot_value: e.shot_value,
         coordinate: e.coordinate.map(|c| pbp_store::Coordinate { x: c.x, y: c.y }),
         wallclock: e.wallclock,
-        participants: e.participants.clone(),
-        text: e.text.clone(),
+        participants: e.participants,
+        text: e.text,
         change: match e.change {
             ChangeKind::New => PlayChange::New,
             ChangeKind::Update => PlayChange::Update,

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Records are keyed by game id, so a game's plays arrive in order on one partition and its state lives with
-//! them; the state's changelog is `enrich-game-state-changelog`. Undecodable records and plays the state
+//! them; the state's changelog is `enrich-game-state-changelog`. `game.state` gets each game's state once per
+//! batch, after the batch's last play of the game. Undecodable records and plays the state
 //! cannot take go to `dlq.enrich`.
 
 use std::sync::Arc;
@@ -105,7 +106,8 @@ pub(crate) fn pipeline(
         .named("join-away-team")
         .also_to(TopicSink::new(topics::ENRICHED_PLAYS, Utf8, codecs.enriched))
         .named("to-enriched-plays")
-        .aggregate_by_key(&store, |acc: &mut GameAccumulator, r: &Record<String, EnrichedEvent>| {
+        // One state per game per batch: game.state is compacted and the store keeps the latest state only.
+        .aggregate_by_key_per_batch(&store, |acc: &mut GameAccumulator, r: &Record<String, EnrichedEvent>| {
             acc.apply(&r.value);
             Ok(())
         })

@@ -114,7 +114,7 @@ pub(crate) struct GameAccumulator {
     /// Game-order key of the latest play: `(game_order, sequence)`.
     latest: Option<(i64, i64)>,
     /// Contribution of every applied play by play id. Shared with the records the aggregate emits, so that
-    /// emitting a state per play does not copy it (the copy is dropped before the next play is applied).
+    /// emitting a state does not copy it (the copy is dropped before the next play is applied).
     plays: Arc<HashMap<String, Contribution>>,
     /// Team fouls by period and side (`[home, away]`), for `period_fouls`.
     fouls: Vec<[i32; 2]>,

@@ -43,7 +43,7 @@ pub(crate) async fn pipelines(
         .to(StoreSink::new(
             repository.clone(),
             "teams",
-            Clone::clone,
+            std::convert::identity,
             |t: &TeamRow| format!("{}/{}", t.league, t.id),
             |r, rows| r.upsert_teams(rows),
         )
@@ -59,7 +59,7 @@ pub(crate) async fn pipelines(
         .to(StoreSink::new(
             repository.clone(),
             "games",
-            game_row,
+            |event: ScoreboardEvent| game_row(&event),
             |g: &GameRow| g.id.clone(),
             |r, rows| r.upsert_games(rows),
         )
@@ -91,7 +91,7 @@ pub(crate) async fn pipelines(
         .to(StoreSink::new(
             repository,
             "game_states",
-            game_state_row,
+            |state: GameState| game_state_row(&state),
             |s: &GameStateRow| s.game_id.clone(),
             |r, rows| r.upsert_game_states(rows),
         )

@@ -30,7 +30,8 @@ pub(crate) type WriteRows<R> =
 pub(crate) struct StoreSink<V, R> {
     repository: Arc<dyn Repository>,
     table: &'static str,
-    to_row: fn(&V) -> R,
+    /// Takes the value, so that its strings move into the row instead of being copied.
+    to_row: fn(V) -> R,
     row_key: fn(&R) -> String,
     write_rows: WriteRows<R>,
     parent_wait: Duration,
@@ -42,7 +43,7 @@ impl<V, R> StoreSink<V, R> {
     pub(crate) fn new(
         repository: Arc<dyn Repository>,
         table: &'static str,
-        to_row: fn(&V) -> R,
+        to_row: fn(V) -> R,
         row_key: fn(&R) -> String,
         write_rows: WriteRows<R>,
     ) -> Self {
@@ -173,8 +174,12 @@ where
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<R> = batch.iter().map(|r| (self.to_row)(&r.value)).collect();
-        let origins: Vec<Option<Origin>> = batch.drain(..).map(|r| r.origin).collect();
+        let mut rows: Vec<R> = Vec::with_capacity(batch.len());
+        let mut origins: Vec<Option<Origin>> = Vec::with_capacity(batch.len());
+        for record in batch.drain(..) {
+            origins.push(record.origin);
+            rows.push((self.to_row)(record.value));
+        }
         let rejected = self.write_all(&rows).await?;
         Ok(rejected.into_iter().map(|(i, rejection)| SinkRejection { origin: origins[i].clone(), rejection }).collect())
     }
@@ -214,8 +219,14 @@ mod tests {
     }
 
     fn games_sink(repository: Arc<dyn Repository>, wait: Duration) -> StoreSink<GameRow, GameRow> {
-        StoreSink::new(repository, "games", Clone::clone, |g: &GameRow| g.id.clone(), |r, rows| r.upsert_games(rows))
-            .with_parent_wait(wait)
+        StoreSink::new(
+            repository,
+            "games",
+            std::convert::identity,
+            |g: &GameRow| g.id.clone(),
+            |r, rows| r.upsert_games(rows),
+        )
+        .with_parent_wait(wait)
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! 1. [`Operator::open`] once before the first record, and [`Operator::on_rebalance`] whenever the source's
 //!    partitions change (state is restored here, before any record of a new partition is processed);
 //! 2. per batch: [`Operator::before_batch`], then [`Operator::process`] for each record, then
+//!    [`Operator::end_batch`] (records an operator held back during the batch are emitted), then
 //!    [`Operator::after_batch`] (buffered side output is handed to its transport);
 //! 3. at each checkpoint, [`Operator::flush`] (side output is acknowledged) before the sink is flushed and
 //!    source offsets are committed.
@@ -27,7 +28,7 @@ use async_trait::async_trait;
 use crate::error::Error;
 use crate::metrics::DataflowMetrics;
 use crate::outcome::Outcome;
-use crate::record::{Record, Timestamp};
+use crate::record::{Origin, Record, Timestamp};
 use crate::sink::SinkRejection;
 use crate::transport::{Rebalance, Transport};
 
@@ -48,6 +49,10 @@ impl std::fmt::Debug for OpenContext {
             .finish()
     }
 }
+
+/// A record an operator emits at the end of a batch ([`Operator::end_batch`]), with the origin of the source
+/// record it stands for: if a later stage rejects it, that source record is the one dead-lettered.
+pub type Deferred<K, V> = (Option<Origin>, Outcome<Record<K, V>>);
 
 /// A stage of a pipeline: one record in, one [`Outcome`] out.
 #[async_trait]
@@ -75,6 +80,13 @@ pub trait Operator<K: Send + 'static, V: Send + 'static>: Send {
     async fn before_batch(&mut self) -> Result<(), Error> {
         Ok(())
     }
+
+    /// Called after the last record of each batch (and after a tick's records), before
+    /// [`after_batch`](Operator::after_batch): appends the records the operator held back during the batch
+    /// (an aggregate that emits each key's state once per batch returns [`Outcome::Drop`] from `process` and
+    /// emits here). They pass through the rest of the chain and reach the sink with the batch, so the batch's
+    /// offsets are still committed only once they are written.
+    fn end_batch(&mut self, _out: &mut Vec<Deferred<Self::OutKey, Self::OutValue>>) {}
 
     /// Called after each batch: hand buffered side output to its transport. Returns records a side sink
     /// refused, which the pipeline dead-letters.
@@ -185,6 +197,16 @@ where
         self.second.tick(now, out);
     }
 
+    fn end_batch(&mut self, out: &mut Vec<Deferred<B::OutKey, B::OutValue>>) {
+        let mut first = Vec::new();
+        self.first.end_batch(&mut first);
+        // What the first held back goes through the second before the second releases what it holds.
+        for (origin, outcome) in first {
+            out.push((origin, outcome.and_then(|r| self.second.process(r))));
+        }
+        self.second.end_batch(out);
+    }
+
     fn report(&mut self, pipeline: &str, metrics: &DataflowMetrics) {
         self.first.report(pipeline, metrics);
         self.second.report(pipeline, metrics);
@@ -293,6 +315,18 @@ where
         let start = out.len();
         self.op.tick(now, out);
         for slot in &mut out[start..] {
+            let outcome = std::mem::replace(slot, Outcome::Drop);
+            if outcome.is_emit() {
+                self.records_out += 1;
+            }
+            *slot = self.label(outcome);
+        }
+    }
+
+    fn end_batch(&mut self, out: &mut Vec<Deferred<O::OutKey, O::OutValue>>) {
+        let start = out.len();
+        self.op.end_batch(out);
+        for (_, slot) in &mut out[start..] {
             let outcome = std::mem::replace(slot, Outcome::Drop);
             if outcome.is_emit() {
                 self.records_out += 1;

@@ -259,6 +259,23 @@ where
         self.apply(&name, AggregateByKey::new(store, step))
     }
 
+    /// Like [`aggregate_by_key`](Self::aggregate_by_key), but emits each key's state once per batch, after
+    /// the batch's last record of the key, instead of after every record (Kafka Streams' record cache; see
+    /// [`AggregateByKey::emit_per_batch`]). For consumers that keep only the latest state per key.
+    pub fn aggregate_by_key_per_batch<St, F>(
+        self,
+        store: &StateStore<O::OutKey, St>,
+        step: F,
+    ) -> Stream<S, Then<O, Stage<AggregateByKey<O::OutKey, St, F>>>>
+    where
+        O::OutKey: std::hash::Hash + Eq + Clone + Send + Sync,
+        St: Clone + Default + Send + Sync + 'static,
+        F: FnMut(&mut St, &Out<S, O>) -> Result<(), Rejection> + Send,
+    {
+        let name = format!("aggregate:{}", store.name());
+        self.apply(&name, AggregateByKey::new(store, step).emit_per_batch())
+    }
+
     /// Sends a copy of each record to `sink` and passes it on.
     pub fn also_to<Sk>(self, sink: Sk) -> Stream<S, Then<O, Stage<AlsoTo<Sk, O::OutKey, O::OutValue>>>>
     where

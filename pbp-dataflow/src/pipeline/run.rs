@@ -10,7 +10,7 @@ use super::{Dataflow, PipelineConfig};
 use crate::dlq::DeadLetterQueue;
 use crate::error::Error;
 use crate::metrics::{DataflowMetrics, PartitionLabels, PipelineLabels};
-use crate::operator::{OpenContext, Operator};
+use crate::operator::{Deferred, OpenContext, Operator};
 use crate::outcome::{Outcome, Rejection};
 use crate::record::{ConsumedRecord, Origin, Record, now_millis};
 use crate::sink::{Sink, SinkRejection};
@@ -65,6 +65,7 @@ pub struct Pipeline<S: Source, O: Operator<S::Key, S::Value>, Sk> {
     polled: Vec<Polled<S::Key, S::Value>>,
     raw: Vec<Option<ConsumedRecord>>,
     outputs: Vec<super::Out<S, O>>,
+    deferred: Vec<Deferred<O::OutKey, O::OutValue>>,
 }
 
 impl<S, O, Sk> Pipeline<S, O, Sk>
@@ -95,6 +96,7 @@ where
             polled: Vec::new(),
             raw: Vec::new(),
             outputs: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -305,9 +307,26 @@ where
             self.raw.push(raw);
         }
         self.polled = polled;
+        self.end_batch()?;
         self.finish_batch().await?;
         self.since_commit += self.raw.len();
         self.report(started.elapsed());
+        Ok(())
+    }
+
+    /// Settles what the operators held back until the end of the batch. A record rejected on its way is
+    /// dead-lettered as the source record it stands for (still in this batch's `raw`).
+    fn end_batch(&mut self) -> Result<(), Error> {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        self.op.end_batch(&mut deferred);
+        for (origin, outcome) in deferred.drain(..) {
+            let raw = match (&outcome, origin) {
+                (Outcome::Reject(_) | Outcome::Fail(_), Some(origin)) => self.find_raw(&origin),
+                _ => None,
+            };
+            self.settle(outcome, raw.as_ref())?;
+        }
+        self.deferred = deferred;
         Ok(())
     }
 
@@ -428,6 +447,8 @@ where
         for outcome in outcomes {
             self.settle(outcome, None)?;
         }
+        // A tick's records may have been held back like a batch's.
+        self.end_batch()?;
         self.finish_batch().await?;
         self.since_commit += 1;
         Ok(())

@@ -71,6 +71,13 @@ macro_rules! scenarios {
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn aggregate_per_batch_restores_and_emits_each_key_once_per_batch() {
+                if let Some(env) = $env {
+                    crate::common::bounded(s::aggregate_per_batch_restores_and_emits_each_key_once_per_batch(env))
+                        .await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn ticks_reach_operators_with_timers() {
                 if let Some(env) = $env {
                     crate::common::bounded(s::ticks_reach_operators_with_timers(env)).await;

@@ -82,21 +82,36 @@ pub async fn crash_before_commit_redelivers_and_loses_nothing(env: Env) {
 }
 
 pub async fn aggregate_restores_from_changelog_and_never_double_counts(env: Env) {
+    aggregate_scenario(env, false).await;
+}
+
+/// The same with one state per key and batch: the last emitted state of every key is still its exact state,
+/// and a batch emits at most one state per key.
+pub async fn aggregate_per_batch_restores_and_emits_each_key_once_per_batch(env: Env) {
+    aggregate_scenario(env, true).await;
+}
+
+fn count(count: &mut u64, _r: &Record<String, u64>) -> Result<(), pbp_dataflow::Rejection> {
+    *count += 1;
+    Ok(())
+}
+
+async fn aggregate_scenario(env: Env, per_batch: bool) {
     let (input, out, group) = (env.name("in"), env.name("out"), env.name("g"));
     env.create(&input, 3).await;
     env.create(&out, 3).await;
     let store: StateStore<String, u64> = StateStore::new(&env.name("counts"), Utf8, BigEndian);
     let build = |fail: bool| {
-        env.dataflow("count")
-            .source(TopicSource::new(&input, &group, Utf8, BigEndian))
-            .aggregate_by_key(&store, |count: &mut u64, _r: &Record<String, u64>| {
-                *count += 1;
-                Ok(())
-            })
-            .to(CrashingSink {
-                inner: TopicSink::new(&out, Utf8, BigEndian),
-                fail_flush: Arc::new(AtomicBool::new(fail)),
-            })
+        let stream = env.dataflow("count").source(TopicSource::new(&input, &group, Utf8, BigEndian));
+        let stream = if per_batch {
+            stream.aggregate_by_key_per_batch(&store, count)
+        } else {
+            stream.aggregate_by_key(&store, count)
+        };
+        stream.to(CrashingSink {
+            inner: TopicSink::new(&out, Utf8, BigEndian),
+            fail_flush: Arc::new(AtomicBool::new(fail)),
+        })
     };
     let expected = |n: u64| -> HashMap<String, u64> {
         let mut m = HashMap::new();
@@ -111,9 +126,19 @@ pub async fn aggregate_restores_from_changelog_and_never_double_counts(env: Env)
 
     env.produce(&input, &keyed(0..300, 5), &Utf8, &BigEndian).await;
     let mut p = build(false);
-    p.run_until_idle().await.unwrap();
+    let stats = p.run_until_idle().await.unwrap();
     drop(p);
     assert_eq!(states(store.read_all(env.transport.as_ref()).await.unwrap()), expected(300));
+    if per_batch {
+        // 300 records of 5 keys in batches of at most 1,024: each polled batch emits at most one state per key.
+        assert!(stats.emitted < 300, "one state per key and batch: {stats:?}");
+        assert_eq!(stats.dropped, 300, "every record stands in its key's state: {stats:?}");
+        let mut last: HashMap<String, u64> = HashMap::new();
+        for (k, v) in env.read_decoded(&out, &Utf8, &BigEndian).await {
+            last.insert(k, v);
+        }
+        assert_eq!(last, expected(300), "the last state emitted for each key is its state");
+    }
 
     // Crash after the state updates reached the changelog, before the offsets were committed.
     env.produce(&input, &keyed(300..500, 5), &Utf8, &BigEndian).await;

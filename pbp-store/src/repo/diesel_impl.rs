@@ -220,9 +220,9 @@ macro_rules! impl_repository {
                 &self,
                 plays: &[$crate::model::PlayRow],
             ) -> $crate::error::Result<$crate::model::PlaysWritten> {
-                use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text};
                 use diesel_async::{AsyncConnection, RunQueryDsl};
                 use $crate::repo::records::RevisionRecord;
+                use $crate::repo::rows_statement::Bind;
                 use $crate::sql;
                 for p in plays {
                     p.validate()?;
@@ -270,39 +270,38 @@ macro_rules! impl_repository {
                                 size,
                             );
                             for (p, json) in chunk.iter().zip(json) {
-                                q = q
-                                    .bind::<Text, _>(p.game_id.as_str())
-                                    .bind::<Text, _>(p.play_id.as_str())
-                                    .bind::<BigInt, _>(p.sequence)
-                                    .bind::<BigInt, _>(p.game_order)
-                                    .bind::<Text, _>(p.league.as_str())
-                                    .bind::<Integer, _>(p.period)
-                                    .bind::<Text, _>(p.clock_display.as_str())
-                                    .bind::<Double, _>(p.clock_seconds)
-                                    .bind::<Double, _>(p.game_seconds_left)
-                                    .bind::<Double, _>(p.period_elapsed_seconds)
-                                    .bind::<Double, _>(p.game_elapsed_seconds)
-                                    .bind::<Bool, _>(p.overtime)
-                                    .bind::<Text, _>(p.event_type.as_str())
-                                    .bind::<Text, _>(p.espn_type_id.as_str())
-                                    .bind::<Text, _>(p.espn_type_text.as_str())
-                                    .bind::<Nullable<Text>, _>(p.team_id.as_deref())
-                                    .bind::<Nullable<Text>, _>(p.side.map(|s| s.as_str()))
-                                    .bind::<Integer, _>(p.home_score)
-                                    .bind::<Integer, _>(p.away_score)
-                                    .bind::<Integer, _>(p.score_differential)
-                                    .bind::<Integer, _>(p.score_value)
-                                    .bind::<Bool, _>(p.scoring_play)
-                                    .bind::<Bool, _>(p.shooting_play)
-                                    .bind::<Nullable<Integer>, _>(p.shot_value)
-                                    .bind::<Nullable<Integer>, _>(p.coordinate.map(|c| c.x))
-                                    .bind::<Nullable<Integer>, _>(p.coordinate.map(|c| c.y))
-                                    .bind::<Nullable<BigInt>, _>(p.wallclock)
-                                    .bind::<Text, _>(json.as_str())
-                                    .bind::<Text, _>(p.text.as_str())
-                                    .bind::<Text, _>(p.change.as_str())
-                                    .bind::<BigInt, _>(p.fetched_at)
-                                    .bind::<BigInt, _>(p.enriched_at);
+                                q.bind(Bind::Text(p.game_id.as_str()))
+                                    .bind(Bind::Text(p.play_id.as_str()))
+                                    .bind(Bind::BigInt(p.sequence))
+                                    .bind(Bind::BigInt(p.game_order))
+                                    .bind(Bind::Text(p.league.as_str()))
+                                    .bind(Bind::Integer(p.period))
+                                    .bind(Bind::Text(p.clock_display.as_str()))
+                                    .bind(Bind::Double(p.clock_seconds))
+                                    .bind(Bind::Double(p.game_seconds_left))
+                                    .bind(Bind::Double(p.period_elapsed_seconds))
+                                    .bind(Bind::Double(p.game_elapsed_seconds))
+                                    .bind(Bind::Bool(p.overtime))
+                                    .bind(Bind::Text(p.event_type.as_str()))
+                                    .bind(Bind::Text(p.espn_type_id.as_str()))
+                                    .bind(Bind::Text(p.espn_type_text.as_str()))
+                                    .bind(Bind::NullableText(p.team_id.as_deref()))
+                                    .bind(Bind::NullableText(p.side.map(|s| s.as_str())))
+                                    .bind(Bind::Integer(p.home_score))
+                                    .bind(Bind::Integer(p.away_score))
+                                    .bind(Bind::Integer(p.score_differential))
+                                    .bind(Bind::Integer(p.score_value))
+                                    .bind(Bind::Bool(p.scoring_play))
+                                    .bind(Bind::Bool(p.shooting_play))
+                                    .bind(Bind::NullableInteger(p.shot_value))
+                                    .bind(Bind::NullableInteger(p.coordinate.map(|c| c.x)))
+                                    .bind(Bind::NullableInteger(p.coordinate.map(|c| c.y)))
+                                    .bind(Bind::NullableBigInt(p.wallclock))
+                                    .bind(Bind::Text(json.as_str()))
+                                    .bind(Bind::Text(p.text.as_str()))
+                                    .bind(Bind::Text(p.change.as_str()))
+                                    .bind(Bind::BigInt(p.fetched_at))
+                                    .bind(Bind::BigInt(p.enriched_at));
                             }
                             let returned = q.load::<RevisionRecord>(conn).await?;
                             let inserted = returned.iter().filter(|r| r.revision == 1).count() as u64;

@@ -133,26 +133,11 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
     if tokio::time::timeout(Duration::from_secs(30), all_arrived).await.is_err() {
         eprintln!("bench latency: not every play reached the client within 30 s");
     }
-    if std::env::var_os("PBP_BENCH_DEBUG").is_some() {
-        let stored = server.repository.plays(&game.game_id, &Default::default()).await?;
-        let arrivals_debug = &arrivals;
-        let _ = arrivals_debug;
-        for p in &stored {
-            eprintln!("DEBUG {} enrich_minus_fetch_ms={}", p.play_id, p.enriched_at - p.fetched_at);
-        }
-    }
     shutdown.trigger();
     running.await??;
     server.stop().await?;
     let arrivals = arrivals.await?;
 
-    if std::env::var_os("PBP_BENCH_DEBUG").is_some() {
-        for (id, at) in &sent {
-            if let Some(arrived) = arrivals.get(id) {
-                eprintln!("DEBUG {id} latency_us={}", arrived.duration_since(*at).as_micros());
-            }
-        }
-    }
     let mut micros: Vec<u64> = sent
         .iter()
         .skip(args.warmup)

@@ -92,7 +92,7 @@ impl GameRows {
         let plays = normalized
             .iter()
             .filter_map(|play| play_event(play, league, ChangeKind::New, sides(competition), now).ok())
-            .map(|event| play_row(&enrich(event, home.cloned(), away)))
+            .map(|event| play_row(enrich(event, home.cloned(), away)))
             .collect();
         Ok(Self { teams, game, plays })
     }

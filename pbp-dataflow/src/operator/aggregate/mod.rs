@@ -13,6 +13,21 @@
 //! reads that changelog partition up to its end as of that moment before the first record of the partition is
 //! processed.
 //!
+//! ## Emitting once per key and batch
+//! By default the aggregate emits the key's new state for every record, as Kafka Streams' aggregates do
+//! without a record cache. [`AggregateByKey::emit_per_batch`] (built by
+//! [`Stream::aggregate_by_key_per_batch`](crate::pipeline::Stream::aggregate_by_key_per_batch)) emits instead,
+//! at the end of each batch, the state of every key the batch touched, once, as of the batch's last record of
+//! that key: the role of Kafka Streams' record cache (`statestore.cache.max.bytes`), bounded by the batch
+//! instead of by bytes. Downstream then sees every key's latest state after every batch, but not the states in
+//! between; that suits a consumer that keeps only the latest state per key (a compacted topic, an upsert into a
+//! table) and saves encoding, sending and storing states that the next record of the same batch replaces.
+//! The records a state stands for return [`Outcome::Drop`] from `process`; the emitted record carries the
+//! key, timestamp, headers and origin of the last record of the key in the batch, and is emitted in the
+//! order in which the batch first touched each key. The batch's offsets are committed only after those states
+//! are written, like any emitted record's (see [`Operator::end_batch`]). A live batch holds what arrived since
+//! the last poll, usually one record per key, so live output barely changes.
+//!
 //! ## The replay rule
 //! Each changelog record carries, next to the state, the source partition and offset of the last record
 //! applied to that key. A record arriving from partition `p` at offset `o` is applied only if `o` is greater
@@ -45,11 +60,11 @@ use hashbrown::hash_map::RawEntryMut;
 
 pub use store::{StateStore, StoredState, changelog_value};
 
-use super::{OpenContext, Operator};
+use super::{Deferred, OpenContext, Operator};
 use crate::error::Error;
 use crate::outcome::{Outcome, Rejection};
 use crate::partitioner::partition_for_key;
-use crate::record::{Origin, RawRecord, Record, Timestamp};
+use crate::record::{Headers, Origin, RawRecord, Record, Timestamp};
 use crate::transport::{OutgoingRecord, Producer, Rebalance};
 
 /// Folds each record into its key's state with `step` and emits the new state.
@@ -70,6 +85,21 @@ pub struct AggregateByKey<K, S, F> {
     /// Where each key of `dirty` is in it: one lookup per applied record instead of a scan.
     dirty_at: HashMap<K, usize>,
     pending: Vec<OutgoingRecord>,
+    /// Emit each touched key's state once, at the end of the batch, instead of after every record.
+    per_batch: bool,
+    /// With `per_batch`: the keys the batch touched (applied or re-delivered), in the order first touched, each
+    /// with the metadata of its last record.
+    held: Vec<Held<K>>,
+    /// Where each key of `held` is in it.
+    held_at: HashMap<K, usize>,
+}
+
+/// A key whose state is emitted at the end of the batch, and the record it is emitted as.
+struct Held<K> {
+    key: K,
+    timestamp: Timestamp,
+    headers: Headers,
+    origin: Option<Origin>,
 }
 
 impl<K, S, F> AggregateByKey<K, S, F> {
@@ -85,7 +115,17 @@ impl<K, S, F> AggregateByKey<K, S, F> {
             dirty: Vec::new(),
             dirty_at: HashMap::new(),
             pending: Vec::new(),
+            per_batch: false,
+            held: Vec::new(),
+            held_at: HashMap::new(),
         }
+    }
+
+    /// Emits each key's state once per batch, after the batch's last record, instead of once per record (see
+    /// "Emitting once per key and batch" in the module documentation).
+    pub fn emit_per_batch(mut self) -> Self {
+        self.per_batch = true;
+        self
     }
 }
 
@@ -97,6 +137,23 @@ impl<K: std::hash::Hash + Eq + Clone, S, F> AggregateByKey<K, S, F> {
             RawEntryMut::Vacant(v) => {
                 v.insert(key.clone(), self.dirty.len());
                 self.dirty.push((key.clone(), timestamp));
+            }
+        }
+    }
+
+    /// Remembers that `record`'s key is to be emitted at the end of the batch, as `record`.
+    fn hold<V>(&mut self, record: Record<K, V>) {
+        let Record { key, timestamp, headers, origin, .. } = record;
+        match self.held_at.raw_entry_mut().from_key(&key) {
+            RawEntryMut::Occupied(o) => {
+                let held = &mut self.held[*o.get()];
+                held.timestamp = timestamp;
+                held.headers = headers;
+                held.origin = origin;
+            }
+            RawEntryMut::Vacant(v) => {
+                v.insert(key.clone(), self.held.len());
+                self.held.push(Held { key, timestamp, headers, origin });
             }
         }
     }
@@ -187,12 +244,33 @@ where
                 entry.applied = source;
             }
         }
-        let state = entry.state.clone();
+        let state = (!self.per_batch).then(|| entry.state.clone());
         if !already_applied {
             // Encoded once per batch, in after_batch: only the key's last state matters for restoring it.
             self.mark_dirty(&record.key, record.timestamp);
         }
-        Outcome::Emit(record.map_value(|_| state))
+        match state {
+            Some(state) => Outcome::Emit(record.map_value(|_| state)),
+            None => {
+                // Re-delivered records are held too: downstream may have lost their first emission in a crash.
+                self.hold(record);
+                Outcome::Drop
+            }
+        }
+    }
+
+    fn end_batch(&mut self, out: &mut Vec<Deferred<K, S>>) {
+        self.held_at.clear();
+        out.reserve(self.held.len());
+        for Held { key, timestamp, headers, origin } in self.held.drain(..) {
+            // Never `None`: a held key has a state (rejected records hold nothing), and a revoke drops held keys
+            // with their states.
+            let state = self.states.get(&key);
+            debug_assert!(state.is_some(), "a held key without a state");
+            let Some(state) = state.map(|s| s.state.clone()) else { continue };
+            let record = Record { key, value: state, timestamp, headers, origin: origin.clone() };
+            out.push((origin, Outcome::Emit(record)));
+        }
     }
 
     async fn open(&mut self, cx: &OpenContext) -> Result<(), Error> {
@@ -239,6 +317,14 @@ where
                 // and applies them again. Writing them now, after the partition's last checkpoint, could instead
                 // land behind the new owner's own changelog records and, as the key's last record, undo its
                 // updates.
+                if !self.held.is_empty() {
+                    let states = &self.states;
+                    self.held.retain(|h| states.contains_key(&h.key));
+                    self.held_at.clear();
+                    for (i, h) in self.held.iter().enumerate() {
+                        self.held_at.insert(h.key.clone(), i);
+                    }
+                }
                 if !self.dirty.is_empty() {
                     let states = &self.states;
                     self.dirty.retain(|(k, _)| states.contains_key(k));
@@ -410,6 +496,59 @@ mod tests {
         op.after_batch().await.unwrap();
         assert_eq!(log.end_offset("sum-changelog", 0).unwrap(), 4);
         assert_eq!(emitted(op.process(rec("a", 8))), 5);
+    }
+
+    #[tokio::test]
+    async fn per_batch_emits_each_touched_key_once_with_its_last_state_and_record() {
+        let log = EmbeddedLog::new();
+        let cx = context(&log, 1).await;
+        let store: StateStore<String, u64> = StateStore::new("sum", Utf8, BigEndian);
+        let step = |s: &mut u64, r: &Record<String, u64>| {
+            if r.value == 0 {
+                return Err(Rejection::new("Zero", "zero is not allowed"));
+            }
+            *s += r.value;
+            Ok(())
+        };
+        let mut op = AggregateByKey::new(&store, step).emit_per_batch();
+        op.open(&cx).await.unwrap();
+        op.on_rebalance(&cx, &Rebalance::Assigned(vec![TopicPartition::new("in", 0)])).await.unwrap();
+        let end = |op: &mut AggregateByKey<String, u64, _>| {
+            let mut out = Vec::new();
+            op.end_batch(&mut out);
+            out.into_iter()
+                .map(|(origin, outcome)| match outcome {
+                    Outcome::Emit(r) => {
+                        assert_eq!(r.origin, origin, "the record carries the origin it is deferred with");
+                        (r.key, r.value, r.timestamp, origin.map(|o| o.offset))
+                    }
+                    other => panic!("expected an emitted state, got {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        for (key, offset) in [("a", 0), ("b", 1), ("a", 2), ("b", 3), ("a", 4)] {
+            assert!(matches!(op.process(rec(key, offset)), Outcome::Drop), "held back until the end of the batch");
+        }
+        let mut zero = rec("c", 5);
+        zero.value = 0;
+        assert!(matches!(op.process(zero), Outcome::Reject(_)), "a rejected record holds nothing");
+        assert_eq!(
+            end(&mut op),
+            [("a".to_owned(), 3, 40, Some(4)), ("b".to_owned(), 2, 30, Some(3))],
+            "first-touched order, the last state, the last record's timestamp and origin"
+        );
+        assert!(end(&mut op).is_empty(), "each batch emits once");
+        op.after_batch().await.unwrap();
+        assert_eq!(log.end_offset("sum-changelog", 0).unwrap(), 2, "the changelog is written as without per_batch");
+
+        // Re-delivered records change nothing but still emit the key's state (downstream may have lost it).
+        let mut restored = AggregateByKey::new(&store, step).emit_per_batch();
+        restored.open(&cx).await.unwrap();
+        restored.on_rebalance(&cx, &Rebalance::Assigned(vec![TopicPartition::new("in", 0)])).await.unwrap();
+        assert!(matches!(restored.process(rec("b", 3)), Outcome::Drop));
+        assert_eq!(end(&mut restored), [("b".to_owned(), 2, 30, Some(3))]);
+        restored.after_batch().await.unwrap();
+        assert_eq!(log.end_offset("sum-changelog", 0).unwrap(), 2, "nothing applied, nothing written");
     }
 
     #[tokio::test]
