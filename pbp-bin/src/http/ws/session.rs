@@ -117,10 +117,14 @@ async fn serve(socket: Socket, context: &Context) -> End {
         Err(end) => return end,
     };
     let mut last_resync: Option<Instant> = None;
+    // One waiter on the shutdown token for the whole session: a new one per frame would take the token's lock,
+    // which every session shares, once per frame.
+    let closing = context.closing.cancelled();
+    tokio::pin!(closing);
     let end = loop {
         tokio::select! {
             biased;
-            () = context.closing.cancelled() => {
+            () = &mut closing => {
                 // What was published before the shutdown is still delivered, then the session closes.
                 while let Some(frame) = subscription.try_recv() {
                     if held.take(&frame) && send(&mut sink, context, Message::Text(frame.text())).await.is_err() {
