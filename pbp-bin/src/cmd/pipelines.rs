@@ -137,9 +137,10 @@ async fn start_http(
         .await
         .with_context(|| format!("cannot listen on {} (--listen, PBP_LISTEN)", http.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "REST API listening.");
-    let checks = crate::http::HealthChecks::new(cache, transport.clone(), &services.transport);
+    let checks = crate::http::HealthChecks::new(cache.clone(), transport.clone(), &services.transport);
     let push = crate::http::ws::Push::new(hub, http.ws_settings());
-    let api = crate::http::Api::new(repository, checks, metrics.registry.clone()).with_push(push);
+    let api =
+        crate::http::Api::new(repository, checks, metrics.registry.clone()).with_push(push).with_body_cache(cache);
     let shutdown = shutdown.clone();
     Ok(tokio::spawn(async move { crate::http::serve(listener, api, async move { shutdown.wait().await }).await }))
 }

@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use pbp_store::Repository;
+use pbp_store::cache::{Cache, EntryKind};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -51,6 +52,7 @@ pub(crate) struct Api {
     metrics: HttpMetrics,
     registry: Arc<Mutex<Registry>>,
     push: Option<ws::Push>,
+    bodies: Option<Arc<dyn Cache>>,
 }
 
 impl Api {
@@ -58,7 +60,14 @@ impl Api {
     /// server's own series are registered.
     pub(crate) fn new(repository: Arc<dyn Repository>, checks: HealthChecks, registry: Arc<Mutex<Registry>>) -> Self {
         let metrics = HttpMetrics::register(&mut registry.lock().unwrap_or_else(PoisonError::into_inner));
-        Self { repository, checks, metrics, registry, push: None }
+        Self { repository, checks, metrics, registry, push: None, bodies: None }
+    }
+
+    /// Keeps the answered bodies of `GET /v1/games/{id}/plays` in `cache`, in the group the store's cache
+    /// invalidates when the game's plays change (`plays:{id}`), so that a repeated read is one cache lookup.
+    pub(crate) fn with_body_cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.bodies = Some(cache);
+        self
     }
 
     /// Serves `WS /ws/{id}` from `push` (without it, the path answers 404).
@@ -221,7 +230,11 @@ async fn answer(api: &Api, mut request: Request<Incoming>) -> Answer {
             params(&route)?;
             routes::game(repository, id).await
         }
-        Route::Plays(id) => routes::plays(repository, id, &params(&route)?).await,
+        Route::Plays(id) => {
+            let query = routes::plays_query(&params(&route)?).map_err(fail)?;
+            let body = plays_body(api, id, &query).await.map_err(fail)?;
+            return Ok((template, json_bytes(StatusCode::OK, body)));
+        }
     };
     body.map(|body| (template, json(StatusCode::OK, &body))).map_err(fail)
 }
@@ -246,8 +259,32 @@ fn metrics_text(api: &Api) -> Response<Full<Bytes>> {
     response
 }
 
+/// The body of `GET /v1/games/{id}/plays`: from the body cache when it holds it, else built and kept there.
+async fn plays_body(api: &Api, id: &str, query: &pbp_store::PlaysQuery) -> Result<Bytes, ApiError> {
+    let (group, field) = (format!("plays:{id}"), routes::plays_cache_field(query));
+    if let Some(cache) = &api.bodies {
+        match cache.get(&group, &field).await {
+            Ok(Some(body)) => return Ok(body),
+            Ok(None) => {}
+            Err(error) => tracing::debug!(%error, "Body cache read failed; building the answer."),
+        }
+    }
+    let (body, status) = routes::plays(api.repository.as_ref(), id, query).await?;
+    if let Some(cache) = &api.bodies {
+        let kind = if status == pbp_store::GameStatus::Post { EntryKind::Finished } else { EntryKind::Live };
+        if let Err(error) = cache.put(&group, &field, &body, kind).await {
+            tracing::debug!(%error, "Body cache write failed.");
+        }
+    }
+    Ok(body)
+}
+
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    json_bytes(status, Bytes::from(body.to_string()))
+}
+
+fn json_bytes(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     if status == StatusCode::METHOD_NOT_ALLOWED {

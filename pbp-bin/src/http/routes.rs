@@ -363,18 +363,37 @@ pub(crate) async fn game(repository: &dyn Repository, id: &str) -> Result<serde_
     Ok(serde_json::json!({ "game": view }))
 }
 
-/// `GET /v1/games/{id}/plays`.
+/// `GET /v1/games/{id}/plays`: the serialized body, and the game's status (which decides how long the body may
+/// be cached).
 pub(crate) async fn plays(
     repository: &dyn Repository,
     id: &str,
-    params: &Params,
-) -> Result<serde_json::Value, ApiError> {
-    let query = plays_query(params)?;
-    if repository.game(id).await?.is_none() {
+    query: &PlaysQuery,
+) -> Result<(bytes::Bytes, GameStatus), ApiError> {
+    let Some(game) = repository.game(id).await? else {
         return Err(ApiError::not_found(format!("no game {id}")));
+    };
+    let plays: Vec<PlayView> = repository.plays(id, query).await?.into_iter().map(PlayView::from).collect();
+    #[derive(Serialize)]
+    struct Body<'a> {
+        game_id: &'a str,
+        plays: Vec<PlayView>,
     }
-    let plays: Vec<PlayView> = repository.plays(id, &query).await?.into_iter().map(PlayView::from).collect();
-    Ok(serde_json::json!({ "game_id": id, "plays": plays }))
+    let body = serde_json::to_vec(&Body { game_id: id, plays }).map_err(|error| {
+        tracing::error!(%error, "Cannot encode plays.");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the plays")
+    })?;
+    Ok((body.into(), game.status))
+}
+
+/// The body cache's field of a plays query (its group is `plays:{id}`; the `view:` prefix keeps it apart from
+/// the store cache's own fields there).
+pub(crate) fn plays_cache_field(query: &PlaysQuery) -> String {
+    format!(
+        "view:since={};limit={}",
+        query.since.map_or(String::new(), |s| s.to_string()),
+        query.limit.map_or(String::new(), |l| l.to_string())
+    )
 }
 
 /// The parameters each route takes.

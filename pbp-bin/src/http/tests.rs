@@ -185,7 +185,7 @@ struct DownCache;
 
 #[async_trait::async_trait]
 impl Cache for DownCache {
-    async fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, CacheError> {
+    async fn get(&self, _: &str, _: &str) -> Result<Option<Bytes>, CacheError> {
         Err(CacheError::Pool("connection refused".to_owned()))
     }
     async fn put(&self, _: &str, _: &str, _: &[u8], _: EntryKind) -> Result<(), CacheError> {
@@ -209,11 +209,11 @@ async fn start_with(cache: Arc<dyn Cache>) -> anyhow::Result<Server> {
     let repository: Arc<dyn Repository> = Arc::new(CachedRepository::new(store, cache.clone()));
     seed(repository.as_ref()).await?;
     let config: pbp_dataflow::TransportConfig = "embedded".parse()?;
-    let checks = HealthChecks::new(cache, config.connect()?, &config);
+    let checks = HealthChecks::new(cache.clone(), config.connect()?, &config);
     let metrics = crate::cmd::common::Metrics::new();
     metrics.dataflow.messages_consumed.get_or_create(&pipeline("serve-plays")).inc_by(7);
     metrics.dataflow.dlq_messages.get_or_create(&stage("serve-plays", "store")).inc();
-    let api = Api::new(repository, checks, metrics.registry.clone());
+    let api = Api::new(repository, checks, metrics.registry.clone()).with_body_cache(cache);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();

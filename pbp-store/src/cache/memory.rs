@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{Cache, CacheTtls, EntryKind};
@@ -11,7 +12,7 @@ use crate::error::CacheError;
 
 struct Group {
     expires_at: Instant,
-    fields: HashMap<String, Vec<u8>>,
+    fields: HashMap<String, Bytes>,
 }
 
 /// An in-process [`Cache`] with the same TTL semantics as [`RedisCache`](super::RedisCache). Expired groups are
@@ -51,7 +52,7 @@ impl MemoryCache {
 
 #[async_trait]
 impl Cache for MemoryCache {
-    async fn get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, CacheError> {
+    async fn get(&self, key: &str, field: &str) -> Result<Option<Bytes>, CacheError> {
         let mut groups = self.groups.lock();
         let Some(group) = groups.map.get(key) else { return Ok(None) };
         if group.expires_at <= Instant::now() {
@@ -70,7 +71,7 @@ impl Cache for MemoryCache {
             groups.map.insert(key.to_owned(), Group { expires_at, fields: HashMap::new() });
         }
         if let Some(group) = groups.map.get_mut(key) {
-            group.fields.insert(field.to_owned(), value.to_vec());
+            group.fields.insert(field.to_owned(), Bytes::copy_from_slice(value));
         }
         if groups.map.len() >= groups.sweep_at {
             groups.map.retain(|_, g| g.expires_at > now);

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::error::CacheError;
 
@@ -73,8 +74,9 @@ impl CacheTtls {
 /// A cache of byte values in groups with per-kind TTLs.
 #[async_trait]
 pub trait Cache: Send + Sync {
-    /// The entry `field` of group `key`, if present and not expired.
-    async fn get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, CacheError>;
+    /// The entry `field` of group `key`, if present and not expired (shared bytes: the in-process cache hands
+    /// out its copy without copying it).
+    async fn get(&self, key: &str, field: &str) -> Result<Option<Bytes>, CacheError>;
 
     /// Stores `value` as entry `field` of group `key`. A new group expires after the TTL of `kind`; an existing
     /// group keeps its expiry (so no entry outlives the TTL of the group's first entry).
@@ -93,7 +95,7 @@ pub trait Cache: Send + Sync {
 /// A shared cache is a cache: lets a process pick Redis or the in-process cache at run time (`Arc<dyn Cache>`).
 #[async_trait]
 impl<T: Cache + ?Sized> Cache for std::sync::Arc<T> {
-    async fn get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, CacheError> {
+    async fn get(&self, key: &str, field: &str) -> Result<Option<Bytes>, CacheError> {
         (**self).get(key, field).await
     }
     async fn put(&self, key: &str, field: &str, value: &[u8], kind: EntryKind) -> Result<(), CacheError> {

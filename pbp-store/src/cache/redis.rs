@@ -56,7 +56,7 @@ impl RedisCache {
 
 #[async_trait]
 impl Cache for RedisCache {
-    async fn get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, CacheError> {
+    async fn get(&self, key: &str, field: &str) -> Result<Option<bytes::Bytes>, CacheError> {
         let key = self.full(key);
         let mut conn = self.conn().await?;
         redis::cmd("HGET")
@@ -64,6 +64,7 @@ impl Cache for RedisCache {
             .arg(field)
             .query_async::<Option<Vec<u8>>>(&mut *conn)
             .await
+            .map(|value| value.map(bytes::Bytes::from))
             .map_err(|source| CacheError::Redis { operation: "HGET", key, source })
     }
 

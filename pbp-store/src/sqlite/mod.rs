@@ -22,8 +22,7 @@ pub const DATABASE_FILE: &str = "pbp.sqlite3";
 /// failing at once; WAL makes `synchronous = NORMAL` safe against corruption. No connection checkpoints the WAL
 /// on commit (`wal_autocheckpoint = 0`): the store's checkpointer thread does, so that no write waits for the
 /// checkpoint's copy and `fsync` (tens of milliseconds on a slow disk, every thousand pages written).
-const CONNECTION_PRAGMAS: &str =
-    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;";
+const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;";
 
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);

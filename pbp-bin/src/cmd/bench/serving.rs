@@ -43,9 +43,11 @@ impl BenchServer {
         let hub = Hub::new(ws_queue);
         let writer: Arc<dyn Repository> = Arc::new(PublishingRepository::new(repository.clone(), hub.clone()));
         let config: pbp_dataflow::TransportConfig = "embedded".parse()?;
-        let checks = HealthChecks::new(cache, config.connect()?, &config);
+        let checks = HealthChecks::new(cache.clone(), config.connect()?, &config);
         let metrics = Metrics::new();
-        let api = Api::new(repository.clone(), checks, metrics.registry.clone()).with_push(Push::new(hub, settings));
+        let api = Api::new(repository.clone(), checks, metrics.registry.clone())
+            .with_push(Push::new(hub, settings))
+            .with_body_cache(cache);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shutdown = Shutdown::new();
