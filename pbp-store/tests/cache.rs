@@ -147,7 +147,7 @@ struct DownCache;
 
 #[async_trait::async_trait]
 impl Cache for DownCache {
-    async fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, pbp_store::CacheError> {
+    async fn get(&self, _: &str, _: &str) -> Result<Option<bytes::Bytes>, pbp_store::CacheError> {
         Err(pbp_store::CacheError::Pool("down".to_owned()))
     }
     async fn put(&self, _: &str, _: &str, _: &[u8], _: EntryKind) -> Result<(), pbp_store::CacheError> {

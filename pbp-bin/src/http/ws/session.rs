@@ -103,6 +103,9 @@ pub(super) async fn run(socket: Socket, context: Context) {
     metrics.websocket_connections.inc();
     let end = serve(socket, &context).await;
     metrics.websocket_connections.dec();
+    if matches!(end, End::TooSlow | End::SendTimedOut) {
+        metrics.websocket_slow_closed.inc();
+    }
     match &end {
         End::Failed(error) => tracing::warn!(game_id = context.game_id, error, "WebSocket session failed."),
         end => tracing::debug!(game_id = context.game_id, ?end, "WebSocket session ended."),
@@ -152,7 +155,6 @@ async fn serve(socket: Socket, context: &Context) -> End {
                 Err(RecvError::Lagged(missed)) => {
                     let again = last_resync.is_some_and(|at| at.elapsed() < context.settings.resync_cooldown);
                     if again {
-                        context.metrics.websocket_slow_closed.inc();
                         let frame = CloseFrame { code: CloseCode::from(CLOSE_TOO_SLOW), reason: "client too slow".into() };
                         drop(send(&mut sink, context, Message::Close(Some(frame))).await);
                         break End::TooSlow;
@@ -214,9 +216,6 @@ async fn send(
     match tokio::time::timeout(context.settings.send_timeout, sink.send(message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(End::Failed(error.to_string())),
-        Err(_) => {
-            context.metrics.websocket_slow_closed.inc();
-            Err(End::SendTimedOut)
-        }
+        Err(_) => Err(End::SendTimedOut),
     }
 }
