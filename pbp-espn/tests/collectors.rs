@@ -58,6 +58,31 @@ fn drive_clock(fake: FakeEspn, step: Duration, every: Duration, cancel: Cancella
     });
 }
 
+#[tokio::test]
+async fn the_poller_stops_at_once_even_in_the_middle_of_a_fetch() -> anyhow::Result<()> {
+    // A server that accepts and never answers: the poll's request is in flight (and then retried) when the
+    // cancellation comes.
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let client =
+        Arc::new(EspnClient::new(ClientConfig::with_base_url(&format!("http://{addr}")), &mut Registry::default())?);
+    let (sender, _receiver) = mpsc::channel(4);
+    let cancel = CancellationToken::new();
+    let poller = tokio::spawn(ScoreboardPoller::new(client, fast(League::Nba), sender).run(cancel.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cancel.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(2), poller).await;
+    silent.abort();
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "the poller did not stop promptly: {stopped:?}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyhow::Result<()> {
     let files = ["nba-summary-401585607.json", "nba-summary-401810084.json"];

@@ -45,7 +45,12 @@ impl ScoreboardPoller {
         let mut any_live = false;
         let mut undecodable = UndecodableFilter::default();
         let result = loop {
-            match self.client.scoreboard(league, self.config.date.as_deref()).await {
+            // A fetch can take long (retries with backoff, a slow server): cancellation does not wait for it.
+            let polled = tokio::select! {
+                _ = cancel.cancelled() => break Ok(()),
+                polled = self.client.scoreboard(league, self.config.date.as_deref()) => polled,
+            };
+            match polled {
                 Ok(fetched) => {
                     undecodable.reset();
                     let board = fetched.value;
