@@ -35,10 +35,6 @@ impl Repository for PublishingRepository {
         self.inner.upsert_games(games).await
     }
 
-    async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome> {
-        Ok(self.upsert_plays_with_changes(plays).await?.outcome)
-    }
-
     async fn upsert_plays_with_changes(&self, plays: &[PlayRow]) -> Result<PlaysWritten> {
         let written = self.inner.upsert_plays_with_changes(plays).await?;
         self.hub.plays_written(plays, &written.changed);

@@ -139,12 +139,6 @@ impl<R: Repository, C: Cache> Repository for CachedRepository<R, C> {
         Ok(outcome)
     }
 
-    async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome> {
-        let outcome = self.repo.upsert_plays(plays).await?;
-        self.invalidate(&outcome, plays.iter().map(|p| format!("plays:{}", p.game_id)).collect()).await;
-        Ok(outcome)
-    }
-
     async fn upsert_plays_with_changes(&self, plays: &[PlayRow]) -> Result<PlaysWritten> {
         let written = self.repo.upsert_plays_with_changes(plays).await?;
         self.invalidate(&written.outcome, written.changed.iter().map(|p| format!("plays:{}", p.game_id)).collect())

@@ -12,9 +12,8 @@ use pbp_espn::normalize;
 /// Options of `pbp bench espn`.
 #[derive(Debug, Args)]
 pub(crate) struct EspnBenchArgs {
-    /// Folder of recorded ESPN files; the largest site summary with plays is used.
-    #[arg(long, env = "PBP_ESPN_FIXTURES", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/espn"))]
-    dir: PathBuf,
+    #[command(flatten)]
+    fixtures: Fixtures,
     /// Measured iterations.
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
@@ -24,7 +23,7 @@ pub(crate) struct EspnBenchArgs {
 }
 
 pub(crate) fn run(args: EspnBenchArgs) -> anyhow::Result<()> {
-    let (path, bytes) = largest_summary(&args.dir)?;
+    let (path, bytes) = args.fixtures.largest_summary()?;
     let summary = model::parse_summary(&bytes)?;
     let plays = summary.plays.len();
     eprintln!("bench espn: {} ({} bytes, {plays} plays), {} iterations", path.display(), bytes.len(), args.iterations);
@@ -76,8 +75,23 @@ fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
+/// The folder of recorded ESPN files a benchmark reads.
+#[derive(Debug, Args)]
+pub(crate) struct Fixtures {
+    /// Folder of recorded ESPN files; the benchmark uses the largest site summary with plays.
+    #[arg(long, env = "PBP_ESPN_FIXTURES", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/espn"))]
+    pub(crate) dir: PathBuf,
+}
+
+impl Fixtures {
+    /// The largest summary with plays: its path and bytes.
+    pub(crate) fn largest_summary(&self) -> anyhow::Result<(PathBuf, Vec<u8>)> {
+        largest_summary(&self.dir)
+    }
+}
+
 /// The largest file in `dir` that parses as a site summary with plays.
-pub(super) fn largest_summary(dir: &std::path::Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
+fn largest_summary(dir: &std::path::Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
     let mut best: Option<(PathBuf, Vec<u8>)> = None;
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();

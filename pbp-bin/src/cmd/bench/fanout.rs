@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -42,9 +41,8 @@ pub(crate) struct FanoutArgs {
     /// Handshakes in flight at once while the clients connect.
     #[arg(long, default_value_t = 128)]
     connect_concurrency: usize,
-    /// Folder of recorded ESPN files; the plays of the largest summary are published.
-    #[arg(long, env = "PBP_ESPN_FIXTURES", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/espn"))]
-    dir: PathBuf,
+    #[command(flatten)]
+    fixtures: super::espn::Fixtures,
 }
 
 /// Options of `pbp bench fanout-clients` (started by `pbp bench fanout`).
@@ -69,7 +67,7 @@ fn now_nanos() -> u64 {
 }
 
 pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
-    let (path, _) = super::espn::largest_summary(&args.dir)?;
+    let (path, _) = args.fixtures.largest_summary()?;
     let rows = GameRows::from_file(&path)?;
     let available = rows.plays.len().saturating_sub(STORED_BEFORE);
     anyhow::ensure!(args.plays <= available, "--plays {} is more than the {available} plays to publish", args.plays);

@@ -2,7 +2,6 @@
 //! through the whole path: ingest → raw.plays → enrich → enriched.plays → serve (store write) → hub → session.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,9 +28,8 @@ pub(crate) struct LatencyArgs {
     /// `enriched.plays` and `game.state` hold no backlog for the pipelines' groups: a fresh one is best).
     #[arg(long, default_value = "embedded")]
     transport: TransportConfig,
-    /// Folder of recorded ESPN files; the plays of the largest summary are sent one by one.
-    #[arg(long, env = "PBP_ESPN_FIXTURES", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/espn"))]
-    dir: PathBuf,
+    #[command(flatten)]
+    fixtures: super::espn::Fixtures,
     /// Milliseconds between two plays.
     #[arg(long, default_value_t = 20)]
     interval_ms: u64,
@@ -41,7 +39,7 @@ pub(crate) struct LatencyArgs {
 }
 
 pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
-    let (path, bytes) = super::espn::largest_summary(&args.dir)?;
+    let (path, bytes) = args.fixtures.largest_summary()?;
     let summary = model::parse_summary(&bytes)?;
     let server = BenchServer::start(1024, WsSettings::default()).await?;
     let transport = args.transport.connect().context("cannot connect the transport")?;

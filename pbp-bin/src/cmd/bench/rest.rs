@@ -24,9 +24,8 @@ pub(crate) struct RestArgs {
     /// The load tool (wrk 4).
     #[arg(long, default_value = "wrk")]
     wrk: PathBuf,
-    /// Folder of recorded ESPN files; the largest summary is stored and its plays asked for.
-    #[arg(long, env = "PBP_ESPN_FIXTURES", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/espn"))]
-    dir: PathBuf,
+    #[command(flatten)]
+    fixtures: super::espn::Fixtures,
 }
 
 /// What wrk measured on one route.
@@ -38,7 +37,7 @@ struct Load {
 }
 
 pub(crate) async fn run(args: RestArgs) -> anyhow::Result<()> {
-    let (path, _) = super::espn::largest_summary(&args.dir)?;
+    let (path, _) = args.fixtures.largest_summary()?;
     let rows = GameRows::from_file(&path)?;
     let server = BenchServer::start(1024, WsSettings::default()).await?;
     rows.store(server.repository.as_ref(), rows.plays.len()).await?;
