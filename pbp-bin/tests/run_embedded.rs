@@ -15,6 +15,34 @@ use pbp_store::{Repository, SqliteStore};
 
 const GAME_FILE: &str = "nba-summary-401585607.json";
 
+/// SIGTERM while ESPN does not answer (every fetch hangs, then is retried): `pbp run` still stops at once.
+#[tokio::test]
+async fn pbp_run_stops_at_once_while_espn_does_not_answer() -> anyhow::Result<()> {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let espn_url = format!("http://{}", silent.local_addr()?);
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            connections.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir()?;
+    let envs = [
+        ("PBP_ESPN_URL", espn_url),
+        ("PBP_DATA_DIR", dir.path().join("data").display().to_string()),
+        ("PBP_LISTEN", format!("127.0.0.1:{}", free_port()?)),
+    ];
+    let mut run = Pbp::start("run", &["run"], &envs, dir.path())?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run.check_running()?;
+    let started = std::time::Instant::now();
+    run.stop()?;
+    held.abort();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "pbp run took {took:?} to stop after SIGTERM");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
     let game_file = fixtures_dir().join(GAME_FILE);

@@ -30,7 +30,15 @@ pub(crate) async fn run_ingest(
         Arc::new(EspnClient::new(config, &mut registry)?)
     };
     for &league in &espn.leagues {
-        match client.teams(league).await {
+        // ESPN may be slow or unreachable (retries with backoff): a shutdown does not wait for the fetch.
+        let fetched = tokio::select! {
+            () = shutdown.wait() => {
+                tracing::info!(stats = ?ingest.stats(), "Ingest stopped before polling.");
+                return Ok(ingest.stats());
+            }
+            fetched = client.teams(league) => fetched,
+        };
+        match fetched {
             Ok(fetched) => ingest.teams(league, &fetched.value).await?,
             // Teams also arrive with every scoreboard; the list only fills in teams not playing today.
             Err(error) => tracing::warn!(%error, %league, "Teams fetch failed; teams come from the scoreboards."),
