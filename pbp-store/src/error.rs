@@ -115,7 +115,7 @@ pub enum StoreError {
 pub enum CacheError {
     /// The cache server could not be reached.
     #[error("cannot connect to redis")]
-    Connect(#[source] bb8_redis::redis::RedisError),
+    Connect(#[source] redis::RedisError),
     /// The cache server could not be reached or refused a command.
     #[error("redis {operation} on {key} failed")]
     Redis {
@@ -125,11 +125,11 @@ pub enum CacheError {
         key: String,
         /// The error from the redis client.
         #[source]
-        source: bb8_redis::redis::RedisError,
+        source: redis::RedisError,
     },
-    /// No pooled cache connection could be obtained.
-    #[error("no redis connection available from the pool: {0}")]
-    Pool(String),
+    /// The cache cannot be used now, for a reason the backend gives as text.
+    #[error("the cache is unavailable: {0}")]
+    Unavailable(String),
     /// A cached value could not be encoded or decoded.
     #[error("cannot {operation} cache entry {key}")]
     Codec {

@@ -6,7 +6,7 @@
 //! - [`MIGRATIONS`]: the schema (`migrations/` at the repository root), embedded and run on connect by both
 //!   stores. The SQL is portable: one folder serves both databases.
 //! - [`cache`]: a [`Cache`](cache::Cache) with per-kind TTLs over Redis ([`RedisCache`](cache::RedisCache),
-//!   bb8-redis) or in process ([`MemoryCache`](cache::MemoryCache)), and
+//!   one self-reconnecting multiplexed connection) or in process ([`MemoryCache`](cache::MemoryCache)), and
 //!   [`CachedRepository`](cache::CachedRepository), which reads through the cache and invalidates on every write.
 //!
 //! The crate knows nothing of Kafka, ESPN or Avro: its rows ([`model`]) are its own.

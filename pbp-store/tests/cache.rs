@@ -137,7 +137,7 @@ mod redis {
 
     #[tokio::test]
     async fn unreachable_redis_is_a_typed_error() {
-        let err = pbp_store::cache::RedisCache::connect("redis://127.0.0.1:1/", "x:", short(), 1).await;
+        let err = pbp_store::cache::RedisCache::connect("redis://127.0.0.1:1/", "x:", short()).await;
         assert!(matches!(err, Err(pbp_store::CacheError::Connect(_))), "{err:?}");
     }
 }
@@ -148,19 +148,19 @@ struct DownCache;
 #[async_trait::async_trait]
 impl Cache for DownCache {
     async fn get(&self, _: &str, _: &str) -> Result<Option<bytes::Bytes>, pbp_store::CacheError> {
-        Err(pbp_store::CacheError::Pool("down".to_owned()))
+        Err(pbp_store::CacheError::Unavailable("down".to_owned()))
     }
     async fn put(&self, _: &str, _: &str, _: &[u8], _: EntryKind) -> Result<(), pbp_store::CacheError> {
-        Err(pbp_store::CacheError::Pool("down".to_owned()))
+        Err(pbp_store::CacheError::Unavailable("down".to_owned()))
     }
     async fn invalidate(&self, _: &[String]) -> Result<(), pbp_store::CacheError> {
-        Err(pbp_store::CacheError::Pool("down".to_owned()))
+        Err(pbp_store::CacheError::Unavailable("down".to_owned()))
     }
     fn ttls(&self) -> CacheTtls {
         short()
     }
     async fn ping(&self) -> Result<(), pbp_store::CacheError> {
-        Err(pbp_store::CacheError::Pool("down".to_owned()))
+        Err(pbp_store::CacheError::Unavailable("down".to_owned()))
     }
 }
 

@@ -104,7 +104,7 @@ impl ServiceArgs {
         };
         let ttls = CacheTtls::default();
         let cache: Arc<dyn Cache> = match &self.redis_url {
-            Some(url) => Arc::new(RedisCache::connect(url, "pbp", ttls, 8).await.context("cannot connect to Redis")?),
+            Some(url) => Arc::new(RedisCache::connect(url, "pbp", ttls).await.context("cannot connect to Redis")?),
             None => Arc::new(MemoryCache::new(ttls)),
         };
         Ok((Arc::new(CachedRepository::new(store, cache.clone())), cache))

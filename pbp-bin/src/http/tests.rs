@@ -186,19 +186,19 @@ struct DownCache;
 #[async_trait::async_trait]
 impl Cache for DownCache {
     async fn get(&self, _: &str, _: &str) -> Result<Option<Bytes>, CacheError> {
-        Err(CacheError::Pool("connection refused".to_owned()))
+        Err(CacheError::Unavailable("connection refused".to_owned()))
     }
     async fn put(&self, _: &str, _: &str, _: &[u8], _: EntryKind) -> Result<(), CacheError> {
-        Err(CacheError::Pool("connection refused".to_owned()))
+        Err(CacheError::Unavailable("connection refused".to_owned()))
     }
     async fn invalidate(&self, _: &[String]) -> Result<(), CacheError> {
-        Err(CacheError::Pool("connection refused".to_owned()))
+        Err(CacheError::Unavailable("connection refused".to_owned()))
     }
     fn ttls(&self) -> CacheTtls {
         CacheTtls::default()
     }
     async fn ping(&self) -> Result<(), CacheError> {
-        Err(CacheError::Pool("connection refused".to_owned()))
+        Err(CacheError::Unavailable("connection refused".to_owned()))
     }
 }
 

@@ -210,7 +210,7 @@ pub fn state(game_id: &str, status: GameStatus, plays_applied: i64, updated_at: 
 pub async fn redis_cache(ttls: pbp_store::cache::CacheTtls) -> anyhow::Result<Option<pbp_store::cache::RedisCache>> {
     let url = redis_url();
     let prefix = format!("{}:", unique("pbp_store_test"));
-    match pbp_store::cache::RedisCache::connect(&url, &prefix, ttls, 4).await {
+    match pbp_store::cache::RedisCache::connect(&url, &prefix, ttls).await {
         Ok(cache) => Ok(Some(cache)),
         Err(e) if !services_required() => {
             eprintln!("skipping: Redis at {url} is unreachable ({e}); set PBP_REQUIRE_SERVICES=1 to fail");
