@@ -10,20 +10,25 @@
 //! a fresh snapshot (`reason: "lagged"`: the state, and every play after the last sequence it had), unless it
 //! already fell behind within `resync_cooldown`; it is then closed with code 4008 ("client too slow").
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
+use hashbrown::HashMap;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use pbp_store::{GameStateRow, PlayRow, PlaysQuery, Repository};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::WsSettings;
 use crate::http::metrics::HttpMetrics;
@@ -31,6 +36,11 @@ use crate::push::{Frame, FrameKind, Hub, SnapshotReason, snapshot_text};
 
 /// Close code of a session closed for falling behind twice in a row (private-use range).
 pub(crate) const CLOSE_TOO_SLOW: u16 = 4008;
+
+/// Largest frame of a snapshot, in bytes. A session's write buffer keeps the capacity of the largest frame it
+/// sent; a 50-play snapshot sent whole (about 30 KB) would hold that much per connection for the session's
+/// life (450 MB at 15,000 clients), so snapshots go out as a fragmented message (RFC 6455, 5.4).
+pub(crate) const SNAPSHOT_FRAGMENT: usize = 4096;
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -113,8 +123,13 @@ pub(super) async fn run(socket: Socket, context: Context) {
 }
 
 async fn serve(socket: Socket, context: &Context) -> End {
-    let (mut sink, mut incoming) = socket.split();
+    let (mut sink, incoming) = socket.split();
     let mut subscription = context.hub.subscribe(&context.game_id);
+    // What the client sends is read by a task of its own, woken only when the client's side of the socket is
+    // readable. Polled beside the frames, it would cost every frame a read attempt (and tungstenite zeroes
+    // its read buffer, 4 KiB, on each one): at 15,000 sessions that is 15,000 wasted reads per play.
+    let (client_left, mut client_gone) = oneshot::channel();
+    let _reader = AbortOnDropHandle::new(tokio::spawn(read_client(incoming, client_left)));
     let mut held = match send_snapshot(&mut sink, context, SnapshotReason::Connect, context.since, None).await {
         Ok(held) => held,
         Err(end) => return end,
@@ -138,12 +153,7 @@ async fn serve(socket: Socket, context: &Context) -> End {
                 drop(send(&mut sink, context, Message::Close(Some(frame))).await);
                 break End::ServerClosing;
             }
-            message = incoming.next() => match message {
-                None | Some(Ok(Message::Close(_))) => break End::ClientClosed,
-                Some(Err(error)) => break End::Failed(error.to_string()),
-                // Pings are answered by tungstenite; clients have nothing else to say.
-                Some(Ok(_)) => {}
-            },
+            end = &mut client_gone => break end.unwrap_or(End::ClientClosed),
             frame = subscription.recv() => match frame {
                 Ok(frame) => {
                     if held.take(&frame)
@@ -178,6 +188,20 @@ async fn serve(socket: Socket, context: &Context) -> End {
     end
 }
 
+/// Reads what the client sends until it closes or the connection fails, and says which.
+async fn read_client(mut incoming: SplitStream<Socket>, left: oneshot::Sender<End>) {
+    let end = loop {
+        match incoming.next().await {
+            None | Some(Ok(Message::Close(_))) => break End::ClientClosed,
+            Some(Err(error)) => break End::Failed(error.to_string()),
+            // Pings are answered by tungstenite (the reply leaves with the next write or flush); clients have
+            // nothing else to say.
+            Some(Ok(_)) => {}
+        }
+    };
+    drop(left.send(end));
+}
+
 /// Reads the snapshot from the store and sends it: the state and either every play after `since` or the last
 /// plays.
 async fn send_snapshot(
@@ -203,8 +227,23 @@ async fn send_snapshot(
         }
     };
     let text = snapshot_text(game_id, reason, state.as_ref(), &plays).map_err(|e| End::Failed(e.to_string()))?;
-    send(sink, context, Message::Text(text)).await?;
+    for fragment in fragments(AsRef::<Bytes>::as_ref(&text), SNAPSHOT_FRAGMENT) {
+        send(sink, context, Message::Frame(fragment)).await?;
+    }
     Ok(Held::from_snapshot(state, &plays, previous_max))
+}
+
+/// `text` as the frames of one text message, each with at most `size` bytes of payload (one frame when it
+/// fits). The payloads share `text`'s buffer. A fragment may end inside a UTF-8 sequence: only the whole
+/// message must be valid UTF-8.
+pub(super) fn fragments(text: &Bytes, size: usize) -> impl Iterator<Item = WsFrame> + '_ {
+    let size = size.max(1);
+    let count = text.len().div_ceil(size).max(1);
+    (0..count).map(move |index| {
+        let payload = text.slice(index * size..((index + 1) * size).min(text.len()));
+        let opcode = if index == 0 { Data::Text } else { Data::Continue };
+        WsFrame::message(payload, OpCode::Data(opcode), index + 1 == count)
+    })
 }
 
 /// Sends one message, within the send timeout.

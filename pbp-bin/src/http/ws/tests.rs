@@ -182,6 +182,77 @@ async fn since_resumes_after_a_sequence_and_the_snapshot_holds_what_it_can() -> 
     server.stop().await
 }
 
+#[test]
+fn a_snapshot_is_cut_into_frames_of_one_text_message() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let text = bytes::Bytes::from("é".repeat(5000));
+    for size in [1, 7, 4096, 9999, 10_000, 20_000] {
+        let frames: Vec<_> = super::session::fragments(&text, size).collect();
+        assert_eq!(frames.len(), text.len().div_ceil(size), "size {size}");
+        let mut joined = Vec::new();
+        for (index, frame) in frames.iter().enumerate() {
+            let expected = if index == 0 { Data::Text } else { Data::Continue };
+            assert_eq!(frame.header().opcode, OpCode::Data(expected));
+            assert_eq!(frame.header().is_final, index + 1 == frames.len());
+            assert!(frame.payload().len() <= size);
+            joined.extend_from_slice(frame.payload());
+        }
+        assert_eq!(joined, text, "size {size}");
+    }
+    let empty: Vec<_> = super::session::fragments(&bytes::Bytes::new(), 4096).collect();
+    assert_eq!(empty.len(), 1, "an empty message is one final frame");
+    assert!(empty[0].header().is_final && empty[0].payload().is_empty());
+}
+
+#[tokio::test]
+async fn a_large_snapshot_arrives_whole_from_its_fragments() -> anyhow::Result<()> {
+    let server = Server::start(1024, WsSettings::default()).await?;
+    let plays: Vec<PlayRow> = (20..80).map(|n| play("live", n, n)).collect();
+    server.writer.upsert_plays(&plays).await?;
+    // Read at the frame level: the snapshot comes as a text frame and continuations, the last one final.
+    let mut raw = TcpStream::connect(server.addr).await?;
+    raw.write_all(
+        b"GET /ws/live HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(raw.read_u8().await?);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    let mut opcodes = Vec::new();
+    let mut message = Vec::new();
+    loop {
+        let (first, second) = (raw.read_u8().await?, raw.read_u8().await?);
+        let length = match second & 0x7f {
+            126 => u64::from(raw.read_u16().await?),
+            127 => raw.read_u64().await?,
+            n => u64::from(n),
+        };
+        assert_eq!(second & 0x80, 0, "server frames are not masked");
+        assert!(length <= super::session::SNAPSHOT_FRAGMENT as u64, "a frame of {length} bytes");
+        let mut payload = vec![0; usize::try_from(length)?];
+        raw.read_exact(&mut payload).await?;
+        opcodes.push(first & 0x0f);
+        message.extend_from_slice(&payload);
+        if first & 0x80 != 0 {
+            break;
+        }
+    }
+    assert!(opcodes.len() > 1, "a {} byte snapshot in {} frame(s)", message.len(), opcodes.len());
+    assert_eq!(opcodes[0], 1, "a text message");
+    assert!(opcodes[1..].iter().all(|&op| op == 0), "then continuations: {opcodes:?}");
+    let snapshot: Value = serde_json::from_slice(&message)?;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["plays"].as_array().map(Vec::len), Some(50));
+    // A WebSocket client reads the same snapshot as one message.
+    let mut client = server.connect("/ws/live").await?;
+    assert_eq!(next_json(&mut client, Duration::from_secs(5)).await?, snapshot);
+    drop(raw);
+    server.stop().await
+}
+
 #[tokio::test]
 async fn a_session_that_falls_behind_gets_a_fresh_snapshot_then_is_closed() -> anyhow::Result<()> {
     let settings = WsSettings { resync_cooldown: Duration::from_secs(60), ..WsSettings::default() };
