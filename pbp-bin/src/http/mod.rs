@@ -6,6 +6,7 @@
 //! stops accepting, closes the WebSocket sessions (`1001 Going Away`) and lets requests in flight finish for up
 //! to [`DRAIN`].
 
+mod encoding;
 mod error;
 mod health;
 mod metrics;
@@ -232,8 +233,15 @@ async fn answer(api: &Api, mut request: Request<Incoming>) -> Answer {
         }
         Route::Plays(id) => {
             let query = routes::plays_query(&params(&route)?).map_err(fail)?;
-            let body = plays_body(api, id, &query).await.map_err(fail)?;
-            return Ok((template, json_bytes(StatusCode::OK, body)));
+            let gzip = encoding::accepts_gzip(&parts.headers);
+            let (body, gzipped) = plays_body(api, id, &query, gzip).await.map_err(fail)?;
+            let mut response = json_bytes(StatusCode::OK, body);
+            let headers = response.headers_mut();
+            headers.insert(header::VARY, header::HeaderValue::from_static("accept-encoding"));
+            if gzipped {
+                headers.insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
+            }
+            return Ok((template, response));
         }
     };
     body.map(|body| (template, json(StatusCode::OK, &body))).map_err(fail)
@@ -259,24 +267,61 @@ fn metrics_text(api: &Api) -> Response<Full<Bytes>> {
     response
 }
 
-/// The body of `GET /v1/games/{id}/plays`: from the body cache when it holds it, else built and kept there.
-async fn plays_body(api: &Api, id: &str, query: &pbp_store::PlaysQuery) -> Result<Bytes, ApiError> {
-    let (group, field) = (format!("plays:{id}"), routes::plays_cache_field(query));
-    if let Some(cache) = &api.bodies {
-        match cache.get(&group, &field).await {
-            Ok(Some(body)) => return Ok(body),
-            Ok(None) => {}
-            Err(error) => tracing::debug!(%error, "Body cache read failed; building the answer."),
+/// The body of `GET /v1/games/{id}/plays`, gzipped when `gzip` (then the flag is true): from the body cache
+/// when it holds it, else built (or compressed from the cached plain body) and kept there.
+async fn plays_body(api: &Api, id: &str, query: &pbp_store::PlaysQuery, gzip: bool) -> Result<(Bytes, bool), ApiError> {
+    let group = format!("plays:{id}");
+    let field = routes::plays_cache_field(query);
+    let gzip_field = format!("{field};gzip");
+    if gzip && let Some(zipped) = cached_body(api, &group, &gzip_field).await {
+        return Ok((zipped, true));
+    }
+    let (body, kind) = match cached_body(api, &group, &field).await {
+        // Only a gzip miss comes here with a cached plain body; its kind is the one the group already has.
+        Some(body) if gzip => (body, None),
+        Some(body) => return Ok((body, false)),
+        None => {
+            let (body, status) = routes::plays(api.repository.as_ref(), id, query).await?;
+            let kind = if status == pbp_store::GameStatus::Post { EntryKind::Finished } else { EntryKind::Live };
+            keep_body(api, &group, &field, &body, kind).await;
+            (body, Some(kind))
+        }
+    };
+    if !gzip {
+        return Ok((body, false));
+    }
+    match encoding::gzip(&body) {
+        Ok(zipped) => {
+            // A group's TTL is set by its first entry, so the kind only matters for a group this fills.
+            keep_body(api, &group, &gzip_field, &zipped, kind.unwrap_or(EntryKind::Live)).await;
+            Ok((zipped, true))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Cannot gzip the plays; answering them plain.");
+            Ok((body, false))
         }
     }
-    let (body, status) = routes::plays(api.repository.as_ref(), id, query).await?;
-    if let Some(cache) = &api.bodies {
-        let kind = if status == pbp_store::GameStatus::Post { EntryKind::Finished } else { EntryKind::Live };
-        if let Err(error) = cache.put(&group, &field, &body, kind).await {
-            tracing::debug!(%error, "Body cache write failed.");
+}
+
+/// A body from the body cache; a failed read counts as a miss.
+async fn cached_body(api: &Api, group: &str, field: &str) -> Option<Bytes> {
+    let cache = api.bodies.as_ref()?;
+    match cache.get(group, field).await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::debug!(%error, "Body cache read failed; building the answer.");
+            None
         }
     }
-    Ok(body)
+}
+
+/// Keeps a body in the body cache, if there is one; a failed write is only logged.
+async fn keep_body(api: &Api, group: &str, field: &str, body: &[u8], kind: EntryKind) {
+    if let Some(cache) = &api.bodies
+        && let Err(error) = cache.put(group, field, body, kind).await
+    {
+        tracing::debug!(%error, "Body cache write failed.");
+    }
 }
 
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {

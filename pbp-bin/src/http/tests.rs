@@ -15,6 +15,7 @@ use super::*;
 
 struct Server {
     addr: std::net::SocketAddr,
+    repository: Arc<dyn Repository>,
     registry: Arc<Mutex<Registry>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -34,6 +35,8 @@ struct Answer {
     status: u16,
     head: String,
     body: String,
+    /// The body's bytes as sent (`body` is their UTF-8 reading).
+    raw_body: Vec<u8>,
 }
 
 impl Answer {
@@ -63,10 +66,11 @@ async fn send(addr: std::net::SocketAddr, request: &[u8]) -> Answer {
     stream.write_all(request).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |at| at + 4);
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap().trim_end().to_owned();
+    let raw_body = raw[split..].to_vec();
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Answer { status, head: head.to_owned(), body: body.to_owned() }
+    Answer { status, head, body: String::from_utf8_lossy(&raw_body).into_owned(), raw_body }
 }
 
 async fn get(server: &Server, target: &str) -> Answer {
@@ -213,14 +217,14 @@ async fn start_with(cache: Arc<dyn Cache>) -> anyhow::Result<Server> {
     let metrics = crate::cmd::common::Metrics::new();
     metrics.dataflow.messages_consumed.get_or_create(&pipeline("serve-plays")).inc_by(7);
     metrics.dataflow.dlq_messages.get_or_create(&stage("serve-plays", "store")).inc();
-    let api = Api::new(repository, checks, metrics.registry.clone()).with_body_cache(cache);
+    let api = Api::new(repository.clone(), checks, metrics.registry.clone()).with_body_cache(cache);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, api, async move {
         let _ = stopped.await;
     }));
-    Ok(Server { addr, registry: metrics.registry, stop: Some(stop), task, _dir: dir })
+    Ok(Server { addr, repository, registry: metrics.registry, stop: Some(stop), task, _dir: dir })
 }
 
 fn pipeline(name: &str) -> pbp_dataflow::metrics::PipelineLabels {
@@ -392,6 +396,52 @@ async fn plays_in_game_order_with_since_and_limit() -> anyhow::Result<()> {
     assert_eq!(get(&server, "/v1/games/live/plays?since=-5").await.error_code(), 400);
     assert_eq!(get(&server, "/v1/games/live/plays?since=abc").await.error_code(), 400);
     assert_eq!(get(&server, "/v1/games/live/plays?after=3").await.error_code(), 400);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn plays_are_gzipped_for_clients_that_accept_it_and_follow_writes() -> anyhow::Result<()> {
+    use std::io::Read;
+    let server = start().await?;
+    async fn gzip_get_from(addr: std::net::SocketAddr, target: &str, accept: &str) -> Answer {
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: {accept}\r\nConnection: close\r\n\r\n");
+        send(addr, request.as_bytes()).await
+    }
+    let gzip_get = |target: &'static str, accept: &'static str| gzip_get_from(server.addr, target, accept);
+    let gunzip = |answer: &Answer| -> Value {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.header("content-encoding").as_deref(), Some("gzip"));
+        assert_eq!(answer.header("vary").as_deref(), Some("accept-encoding"));
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&answer.raw_body[..]).read_to_string(&mut text).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let plain = get(&server, "/v1/games/live/plays?since=3").await;
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary").as_deref(), Some("accept-encoding"));
+    // Compressed from the cached plain body, then from the cache itself: the same plays every time.
+    for _ in 0..2 {
+        assert_eq!(gunzip(&gzip_get("/v1/games/live/plays?since=3", "gzip, br").await), plain.json());
+    }
+    // Filled by a gzip request first (nothing cached for this query yet).
+    let first = gunzip(&gzip_get("/v1/games/live/plays?limit=2", "br;q=1, gzip;q=0.8").await);
+    assert_eq!(first, get(&server, "/v1/games/live/plays?limit=2").await.json());
+    // Not accepted: plain.
+    let refused = gzip_get("/v1/games/live/plays?since=3", "gzip;q=0, identity").await;
+    assert_eq!(refused.header("content-encoding"), None);
+    assert_eq!(refused.json(), plain.json());
+    // A write changes the game's plays: the gzipped answer follows it like the plain one.
+    server.repository.upsert_plays(&[play("live", 11, 5)]).await?;
+    let after = gunzip(&gzip_get("/v1/games/live/plays?since=3", "gzip").await);
+    let sequences: Vec<i64> =
+        after["plays"].as_array().unwrap().iter().map(|p| p["sequence"].as_i64().unwrap()).collect();
+    assert_eq!(sequences, [4, 10, 5, 11]);
+    assert_eq!(after, get(&server, "/v1/games/live/plays?since=3").await.json());
+    // Errors are never compressed.
+    let missing = gzip_get("/v1/games/nope/plays", "gzip").await;
+    assert_eq!(missing.header("content-encoding"), None);
+    assert_eq!(missing.error_code(), 404);
     server.stop().await
 }
 
