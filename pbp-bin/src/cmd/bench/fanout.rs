@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::serving::{BenchServer, GameRows, memory_mib, quantile};
+use super::serving::{BenchServer, GameRows, context_switches, cpu_seconds, memory_mib, quantile};
 use crate::http::ws::WsSettings;
 
 /// Plays stored before the clients connect (each client's snapshot holds them).
@@ -105,6 +105,8 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
 
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cpu_before = cpu_seconds();
+    let switches_before = context_switches();
     for play in &rows.plays[STORED_BEFORE..STORED_BEFORE + args.plays] {
         ticks.tick().await;
         let sent = now_nanos();
@@ -115,6 +117,8 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     to_child.flush().await?;
     // Let the last frames arrive; stopping the server then closes every session and the child reports.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu_after = cpu_seconds();
+    let switches_after = context_switches();
     let (_, peak_rss) = memory_mib();
     server.stop().await?;
     let report = from_child.next_line().await?.context("the client process ended without a report")?;
@@ -128,6 +132,11 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     result["server_rss_mib_idle"] = idle_rss.into();
     result["server_rss_mib_connected"] = connected_rss.into();
     result["server_peak_rss_mib"] = peak_rss.into();
+    // CPU seconds while the plays were published (and 2 s after): where the time goes, server against clients.
+    result["server_cpu_user_s"] = round2(cpu_after.0 - cpu_before.0).into();
+    result["server_cpu_sys_s"] = round2(cpu_after.1 - cpu_before.1).into();
+    result["server_switches_voluntary"] = (switches_after.0 - switches_before.0).into();
+    result["server_switches_involuntary"] = (switches_after.1 - switches_before.1).into();
     println!("{result}");
     Ok(())
 }
@@ -184,6 +193,8 @@ pub(crate) async fn run_clients(args: FanoutClientsArgs) -> anyhow::Result<()> {
         })
         .collect();
     println!("ready {connected}");
+    let cpu_before = cpu_seconds();
+    let switches_before = context_switches();
 
     let mut sent: HashMap<i64, u64> = HashMap::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -196,9 +207,13 @@ pub(crate) async fn run_clients(args: FanoutClientsArgs) -> anyhow::Result<()> {
             sent.insert(sequence as i64, nanos);
         }
     }
+    // The server closes the sessions two seconds after `end`; the readers end then.
+    let readers = futures::future::join_all(readers).await;
+    let cpu_after = cpu_seconds();
+    let switches_after = context_switches();
     let mut latencies: Vec<u64> = Vec::with_capacity(connected * sent.len());
     for reader in readers {
-        for (sequence, arrived) in reader.await? {
+        for (sequence, arrived) in reader? {
             if let Some(at) = sent.get(&sequence) {
                 latencies.push(arrived.saturating_sub(*at));
             }
@@ -216,9 +231,17 @@ pub(crate) async fn run_clients(args: FanoutClientsArgs) -> anyhow::Result<()> {
         "p50_ms": ms(0.5),
         "p99_ms": ms(0.99),
         "max_ms": ms(1.0),
+        "clients_cpu_user_s": round2(cpu_after.0 - cpu_before.0),
+        "clients_cpu_sys_s": round2(cpu_after.1 - cpu_before.1),
+        "clients_switches_voluntary": switches_after.0 - switches_before.0,
+        "clients_switches_involuntary": switches_after.1 - switches_before.1,
     });
     println!("{report}");
     Ok(())
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 /// The sequence of a `play` frame, found without parsing the whole message.

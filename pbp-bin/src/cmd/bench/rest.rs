@@ -1,5 +1,6 @@
 //! `pbp bench rest`: requests per second of `GET /v1/games/{id}/plays` against a trivial route
-//! (`GET /health/live`) of the same server in the same run, measured by an external load tool (`wrk`).
+//! (`GET /health/live`) of the same server in the same run, measured by an external load tool (`wrk`): the
+//! plays once asked plainly and once with `Accept-Encoding: gzip`, as browsers and most HTTP clients ask.
 
 use std::path::PathBuf;
 
@@ -44,8 +45,9 @@ pub(crate) async fn run(args: RestArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", server.addr);
     let plays_path = format!("/v1/games/{}/plays", rows.game.id);
     eprintln!("bench rest: {} plays of {} stored; {} s per route", rows.plays.len(), rows.game.id, args.seconds);
-    let trivial = load(&args, &format!("{base}/health/live")).await?;
-    let plays = load(&args, &format!("{base}{plays_path}")).await?;
+    let trivial = load(&args, &format!("{base}/health/live"), &[]).await?;
+    let plays = load(&args, &format!("{base}{plays_path}"), &[]).await?;
+    let gzipped = load(&args, &format!("{base}{plays_path}"), &["Accept-Encoding: gzip"]).await?;
     server.stop().await?;
     let round = |x: f64| (x * 100.0).round() / 100.0;
     let result = serde_json::json!({
@@ -60,16 +62,23 @@ pub(crate) async fn run(args: RestArgs) -> anyhow::Result<()> {
         "plays_rps": plays.requests_per_sec.round(),
         "plays_p50_ms": plays.p50_ms,
         "plays_p99_ms": plays.p99_ms,
-        "errors": trivial.errors + plays.errors,
+        "plays_gzip_rps": gzipped.requests_per_sec.round(),
+        "plays_gzip_p50_ms": gzipped.p50_ms,
+        "plays_gzip_p99_ms": gzipped.p99_ms,
+        "errors": trivial.errors + plays.errors + gzipped.errors,
         "ratio": round(plays.requests_per_sec / trivial.requests_per_sec),
+        "ratio_gzip": round(gzipped.requests_per_sec / trivial.requests_per_sec),
     });
     println!("{result}");
     Ok(())
 }
 
-/// Runs wrk against `url` in a blocking thread (this process keeps serving on its runtime).
-async fn load(args: &RestArgs, url: &str) -> anyhow::Result<Load> {
+/// Runs wrk against `url` with `headers` in a blocking thread (this process keeps serving on its runtime).
+async fn load(args: &RestArgs, url: &str, headers: &[&str]) -> anyhow::Result<Load> {
     let mut command = std::process::Command::new(&args.wrk);
+    for header in headers {
+        command.arg("-H").arg(header);
+    }
     command
         .arg(format!("-t{}", args.threads))
         .arg(format!("-c{}", args.connections))

@@ -120,6 +120,32 @@ pub(crate) fn memory_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time this process has used so far, user and system, in seconds (Linux `/proc/self/stat`, in clock
+/// ticks of 10 ms).
+pub(crate) fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are plain.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let mut fields = after_name.split_whitespace().skip(11).map(|f| f.parse::<f64>().unwrap_or(0.0) / 100.0);
+    (fields.next().unwrap_or(0.0), fields.next().unwrap_or(0.0))
+}
+
+/// Context switches of all this process's threads so far: voluntary (a thread waited, e.g. for the socket)
+/// and involuntary (it was preempted).
+pub(crate) fn context_switches() -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return total };
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let field = |name: &str| {
+            status.lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok()).unwrap_or(0)
+        };
+        total.0 += field("voluntary_ctxt_switches:");
+        total.1 += field("nonvoluntary_ctxt_switches:");
+    }
+    total
+}
+
 /// The `q`-quantile of sorted `samples`.
 pub(crate) fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
     if sorted.is_empty() {
