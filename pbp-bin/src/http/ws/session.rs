@@ -7,8 +7,9 @@
 //!
 //! Backpressure: a session sends one frame at a time and waits for the socket. A client that takes longer than
 //! `send_timeout` to take a frame is dropped. A session that falls more than the channel's capacity behind gets
-//! a fresh snapshot (`reason: "lagged"`: the state, and every play after the last sequence it had), unless it
-//! already fell behind within `resync_cooldown`; it is then closed with code 4008 ("client too slow").
+//! a fresh snapshot (`reason: "lagged"`: the state, every play after the last sequence it had and every
+//! corrected play before it), unless it already fell behind within `resync_cooldown`; it is then closed with
+//! code 4008 ("client too slow").
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,7 +131,8 @@ async fn serve(socket: Socket, context: &Context) -> End {
     // its read buffer, 4 KiB, on each one): at 15,000 sessions that is 15,000 wasted reads per play.
     let (client_left, mut client_gone) = oneshot::channel();
     let _reader = AbortOnDropHandle::new(tokio::spawn(read_client(incoming, client_left)));
-    let mut held = match send_snapshot(&mut sink, context, SnapshotReason::Connect, context.since, None).await {
+    let connect = SnapshotReason::Connect;
+    let mut held = match send_snapshot(&mut sink, context, connect, context.since, context.since).await {
         Ok(held) => held,
         Err(end) => return end,
     };
@@ -202,8 +204,8 @@ async fn read_client(mut incoming: SplitStream<Socket>, left: oneshot::Sender<En
     drop(left.send(end));
 }
 
-/// Reads the snapshot from the store and sends it: the state and either every play after `since` or the last
-/// plays.
+/// Reads the snapshot from the store and sends it: the state and either what a client holding every play up
+/// to `since` may lack ([`plays_to_resume`]) or the last plays.
 async fn send_snapshot(
     sink: &mut futures::stream::SplitSink<Socket, Message>,
     context: &Context,
@@ -214,7 +216,7 @@ async fn send_snapshot(
     let repository = &context.repository;
     let game_id = context.game_id.as_str();
     let plays = match since {
-        Some(since) => repository.plays(game_id, &PlaysQuery { since: Some(since), limit: None }).await,
+        Some(since) => plays_to_resume(repository.as_ref(), game_id, since).await,
         None => repository.last_plays(game_id, context.settings.snapshot_plays).await,
     };
     let read = async { Ok::<_, pbp_store::StoreError>((repository.game_state(game_id).await?, plays?)) };
@@ -244,6 +246,20 @@ pub(super) fn fragments(text: &Bytes, size: usize) -> impl Iterator<Item = WsFra
         let opcode = if index == 0 { Data::Text } else { Data::Continue };
         WsFrame::message(payload, OpCode::Data(opcode), index + 1 == count)
     })
+}
+
+/// What a client that holds every play up to sequence `since` may lack, in game order: the plays logged after
+/// it, and every corrected play (revision above 1) logged at or before it, since a correction made while the
+/// client was away (or behind) does not come after `since`. Corrections are a few per game; the client may
+/// hold some of them already and keeps the higher revision of a play.
+async fn plays_to_resume(
+    repository: &dyn Repository,
+    game_id: &str,
+    since: i64,
+) -> Result<Vec<PlayRow>, pbp_store::StoreError> {
+    let mut plays = repository.plays(game_id, &PlaysQuery { since: None, limit: None }).await?;
+    plays.retain(|play| play.sequence > since || play.revision > 1);
+    Ok(plays)
 }
 
 /// Sends one message, within the send timeout.

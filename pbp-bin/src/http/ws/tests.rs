@@ -295,6 +295,53 @@ async fn a_session_that_falls_behind_gets_a_fresh_snapshot_then_is_closed() -> a
     server.stop().await
 }
 
+#[tokio::test]
+async fn a_correction_made_while_away_or_behind_is_not_lost() -> anyhow::Result<()> {
+    let settings = WsSettings { resync_cooldown: Duration::from_secs(60), ..WsSettings::default() };
+    let server = Server::start(4, settings).await?;
+    // A client that saw every play up to sequence 10 and left; meanwhile live4 (sequence 4) was corrected.
+    let mut corrected = play("live", 4, 2);
+    corrected.text = "Play 4, corrected".to_owned();
+    server.writer.upsert_plays(&[corrected, play("live", 11, 5)]).await?;
+    let mut resumed = server.connect("/ws/live?since=10").await?;
+    let snapshot = next_json(&mut resumed, Duration::from_secs(5)).await?;
+    assert_eq!(ids(&snapshot["plays"]), ["live4", "live11"], "the correction, then what came after 10");
+    assert_eq!(snapshot["plays"][0]["revision"], 2);
+    assert_eq!(snapshot["plays"][0]["text"], "Play 4, corrected");
+
+    // A session that falls behind while an early play is corrected: its fresh snapshot holds the correction.
+    let mut client = server.connect("/ws/live").await?;
+    let mut held: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    fn keep(held: &mut std::collections::HashMap<String, i64>, plays: &[Value]) {
+        for play in plays {
+            held.insert(play["id"].as_str().unwrap().to_owned(), play["revision"].as_i64().unwrap());
+        }
+    }
+    keep(&mut held, next_json(&mut client, Duration::from_secs(5)).await?["plays"].as_array().unwrap());
+    let mut corrected = play("live", 3, 1);
+    corrected.text = "Play 3, corrected".to_owned();
+    let mut burst = vec![corrected];
+    burst.extend((12..32).map(|s| play("live", s, s)));
+    server.writer.upsert_plays(&burst).await?;
+    let mut lagged = false;
+    while held.get("live31").is_none() {
+        let frame = next_json(&mut client, Duration::from_secs(5)).await?;
+        match frame["type"].as_str() {
+            Some("play") => keep(&mut held, std::slice::from_ref(&frame["play"])),
+            Some("snapshot") => {
+                lagged = true;
+                keep(&mut held, frame["plays"].as_array().unwrap());
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert!(lagged, "the burst overflowed the channel");
+    assert_eq!(held.get("live3"), Some(&2), "the correction lost to falling behind came with the fresh snapshot");
+    assert_eq!(held.get("live4"), Some(&2));
+    assert_eq!(held.len(), 4 + 1 + 20, "every play of the game");
+    server.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_does_not_delay_the_others() -> anyhow::Result<()> {
     let settings = WsSettings { send_timeout: Duration::from_secs(1), ..WsSettings::default() };
