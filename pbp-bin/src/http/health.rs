@@ -1,9 +1,10 @@
 //! `GET /health`: the store, the cache and the broker, each checked within a deadline.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use pbp_dataflow::{Transport, TransportConfig};
 use pbp_store::Repository;
 use pbp_store::cache::Cache;
@@ -35,7 +36,10 @@ impl HealthChecks {
         });
         let broker: Check = match config {
             TransportConfig::Embedded { .. } => Arc::new(|| Box::pin(async { Ok(Some("embedded".to_owned())) })),
-            TransportConfig::Kafka { .. } => Arc::new(move || {
+            // A metadata request runs on a blocking thread until the client's own request timeout (30 s by
+            // default), well past the check's deadline: without single flight, a health probe every second
+            // while the broker is down would keep some thirty threads busy.
+            TransportConfig::Kafka { .. } => single_flight(Arc::new(move || {
                 let transport = transport.clone();
                 Box::pin(async move {
                     match transport.partitions(PROBE_TOPIC).await {
@@ -43,10 +47,30 @@ impl HealthChecks {
                         Err(e) => Err(error_chain(&e)),
                     }
                 })
-            }),
+            })),
         };
         Self { cache, broker }
     }
+}
+
+type SharedCheck = Shared<BoxFuture<'static, Result<Option<String>, String>>>;
+
+/// `check`, with at most one run in flight: a call while a run is unfinished (even one whose caller gave up
+/// at its deadline) waits for that run's answer instead of starting another.
+pub(crate) fn single_flight(check: Check) -> Check {
+    let in_flight: Arc<Mutex<Option<SharedCheck>>> = Arc::default();
+    Arc::new(move || {
+        let mut slot = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(run) = slot.as_ref().filter(|run| run.peek().is_none()) {
+            return Box::pin(run.clone());
+        }
+        // The run is spawned so that it goes on (and finishes) when every caller stopped waiting for it.
+        let run = tokio::spawn(check());
+        let run: SharedCheck =
+            async move { run.await.unwrap_or_else(|e| Err(format!("the check failed: {e}"))) }.boxed().shared();
+        *slot = Some(run.clone());
+        Box::pin(run)
+    })
 }
 
 /// The outcome of one check as answered.

@@ -586,6 +586,37 @@ async fn shutdown_lets_a_request_in_flight_finish() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_single_flight_check_runs_once_while_a_run_is_unfinished() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let check: health::Check = {
+        let runs = runs.clone();
+        Arc::new(move || {
+            let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut released = released.clone();
+            Box::pin(async move {
+                drop(released.wait_for(|r| *r).await);
+                Ok(Some(format!("run {n}")))
+            })
+        })
+    };
+    let check = health::single_flight(check);
+    // Callers that give up at their deadline leave the run going; the next callers join it.
+    for _ in 0..3 {
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), check()).await.is_err());
+    }
+    let joined = [check(), check()];
+    release.send(true).unwrap();
+    for answer in futures::future::join_all(joined).await {
+        assert_eq!(answer, Ok(Some("run 1".to_owned())));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // Once it answered, the next call runs the check again.
+    assert_eq!(check().await, Ok(Some("run 2".to_owned())));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_does_not_answer_degrades_health_within_the_check_deadline() -> anyhow::Result<()> {
     use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
