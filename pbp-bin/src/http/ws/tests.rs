@@ -324,7 +324,7 @@ async fn a_correction_made_while_away_or_behind_is_not_lost() -> anyhow::Result<
     burst.extend((12..32).map(|s| play("live", s, s)));
     server.writer.upsert_plays(&burst).await?;
     let mut lagged = false;
-    while held.get("live31").is_none() {
+    while !held.contains_key("live31") {
         let frame = next_json(&mut client, Duration::from_secs(5)).await?;
         match frame["type"].as_str() {
             Some("play") => keep(&mut held, std::slice::from_ref(&frame["play"])),
