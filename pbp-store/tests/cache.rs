@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{game, seed_teams, state};
-use pbp_store::cache::{Cache, CacheTtls, CachedRepository, EntryKind, MemoryCache};
+use pbp_store::cache::{Cache, CacheTtls, CachedRepository, EntryKind, MemoryCache, REINVALIDATE_AFTER};
 use pbp_store::{GameStatus, Repository, SqliteStore};
 
 fn short() -> CacheTtls {
@@ -53,7 +53,7 @@ async fn groups_share_an_expiry_and_invalidate_whole(cache: &dyn Cache) -> anyho
 
 /// Reads are served from the cache (a write that bypasses it is not seen), writes through the wrapper
 /// invalidate, live entries expire after their short TTL and finished ones do not.
-async fn read_through_with_ttls_and_invalidation<C: Cache>(
+async fn read_through_with_ttls_and_invalidation<C: Cache + 'static>(
     cached: CachedRepository<SqliteStore, C>,
 ) -> anyhow::Result<()> {
     let inner = cached.inner();
@@ -86,8 +86,38 @@ async fn read_through_with_ttls_and_invalidation<C: Cache>(
     Ok(())
 }
 
+/// A read that loaded plays just before a write puts them into the cache after the write's invalidation; the
+/// write's second invalidation drops them shortly after.
+async fn a_stale_fill_racing_a_write_is_dropped_soon<C: Cache + 'static>(
+    cached: CachedRepository<SqliteStore, C>,
+) -> anyhow::Result<()> {
+    seed_teams(&cached).await?;
+    cached.upsert_games(&[game("race", "2024-03-17", "2", "19")]).await?;
+    cached.upsert_plays(&[common::play("race", 1)]).await?;
+    // The earlier writes' second invalidations are over: only the next write's can drop the stale entry.
+    tokio::time::sleep(REINVALIDATE_AFTER + Duration::from_millis(200)).await;
+    // The racing reader's view, before the write.
+    let stale = cached.inner().plays("race", &Default::default()).await?;
+    cached.upsert_plays(&[common::play("race", 2)]).await?;
+    // Its fill lands after the write's invalidation, under the field the repository reads.
+    let field = "since=;limit=";
+    cached.cache().put("plays:race", field, &serde_json::to_vec(&stale)?, EntryKind::Live).await?;
+    assert_eq!(cached.plays("race", &Default::default()).await?.len(), 1, "the stale fill is served for now");
+    tokio::time::sleep(REINVALIDATE_AFTER + Duration::from_millis(300)).await;
+    assert_eq!(cached.plays("race", &Default::default()).await?.len(), 2, "and dropped soon after the write");
+    Ok(())
+}
+
 mod memory {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_fill_racing_a_write_is_dropped_soon() -> anyhow::Result<()> {
+        let (store, _dir) = common::sqlite_store().await?;
+        // TTLs well above the test's length: only the second invalidation can drop the stale entry.
+        let cached = CachedRepository::new(store, MemoryCache::new(CacheTtls::default()));
+        super::a_stale_fill_racing_a_write_is_dropped_soon(cached).await
+    }
 
     #[tokio::test]
     async fn entries_expire_per_kind() -> anyhow::Result<()> {
@@ -102,12 +132,21 @@ mod memory {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn read_through_with_ttls_and_invalidation() -> anyhow::Result<()> {
         let (store, _dir) = common::sqlite_store().await?;
-        super::read_through_with_ttls_and_invalidation(CachedRepository::new(store, MemoryCache::new(short()))).await
+        // Without the second invalidation, whose timing would race the TTL checks.
+        let cached = CachedRepository::new(store, MemoryCache::new(short())).reinvalidate_after(None);
+        super::read_through_with_ttls_and_invalidation(cached).await
     }
 }
 
 mod redis {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_fill_racing_a_write_is_dropped_soon() -> anyhow::Result<()> {
+        let Some(cache) = common::redis_cache(CacheTtls::default()).await? else { return Ok(()) };
+        let (store, _dir) = common::sqlite_store().await?;
+        super::a_stale_fill_racing_a_write_is_dropped_soon(CachedRepository::new(store, cache)).await
+    }
 
     #[tokio::test]
     async fn entries_expire_per_kind() -> anyhow::Result<()> {
@@ -125,7 +164,8 @@ mod redis {
     async fn read_through_with_ttls_and_invalidation() -> anyhow::Result<()> {
         let Some(cache) = common::redis_cache(short()).await? else { return Ok(()) };
         let (store, _dir) = common::sqlite_store().await?;
-        super::read_through_with_ttls_and_invalidation(CachedRepository::new(store, cache)).await
+        super::read_through_with_ttls_and_invalidation(CachedRepository::new(store, cache).reinvalidate_after(None))
+            .await
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! A [`Repository`] that reads through a [`Cache`] and invalidates it on every write.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -21,12 +23,20 @@ use crate::repo::Repository;
 ///
 /// Groups and TTL kinds: `game:{id}` and `state:{id}` are [`EntryKind::Finished`] once the game is `post`, else
 /// [`EntryKind::Live`]; `plays:{game}` (every plays query of one game) follows its game's status; `games`
-/// (every games query) is [`EntryKind::List`]; `teams` is [`EntryKind::Reference`]. A reader that loaded a value
-/// just before a write may still put it after the write's invalidation; the value then lives until its TTL.
+/// (every games query) is [`EntryKind::List`]; `teams` is [`EntryKind::Reference`].
+///
+/// A reader that loaded a value from the store just before a write may put it into the cache after the write's
+/// invalidation. So every write drops its groups a second time, [`REINVALIDATE_AFTER`] later (see
+/// [`reinvalidate_after`](Self::reinvalidate_after)): such a stale entry then lives that long at most, not until
+/// its TTL, unless the racing read itself took longer.
 pub struct CachedRepository<R, C> {
     repo: R,
-    cache: C,
+    cache: Arc<C>,
+    reinvalidate_after: Option<Duration>,
 }
+
+/// How long after a write its cache groups are dropped again, by default.
+pub const REINVALIDATE_AFTER: Duration = Duration::from_millis(500);
 
 impl<R, C> std::fmt::Debug for CachedRepository<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,10 +44,18 @@ impl<R, C> std::fmt::Debug for CachedRepository<R, C> {
     }
 }
 
-impl<R: Repository, C: Cache> CachedRepository<R, C> {
+impl<R: Repository, C: Cache + 'static> CachedRepository<R, C> {
     /// Wraps `repo` with `cache`.
     pub fn new(repo: R, cache: C) -> Self {
-        Self { repo, cache }
+        Self { repo, cache: Arc::new(cache), reinvalidate_after: Some(REINVALIDATE_AFTER) }
+    }
+
+    /// Sets the delay of each write's second invalidation (`None`: only the one at once). Outside a Tokio
+    /// runtime there is no second invalidation.
+    #[must_use]
+    pub fn reinvalidate_after(mut self, delay: Option<Duration>) -> Self {
+        self.reinvalidate_after = delay;
+        self
     }
 
     /// The wrapped repository.
@@ -89,6 +107,15 @@ impl<R: Repository, C: Cache> CachedRepository<R, C> {
         if let Err(e) = self.cache.invalidate(&keys).await {
             tracing::warn!(keys = keys.len(), error = %e, "cache invalidation failed; entries live until their TTL");
         }
+        if let (Some(delay), Ok(runtime)) = (self.reinvalidate_after, tokio::runtime::Handle::try_current()) {
+            let cache = self.cache.clone();
+            runtime.spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Err(e) = cache.invalidate(&keys).await {
+                    tracing::debug!(keys = keys.len(), error = %e, "second cache invalidation failed");
+                }
+            });
+        }
     }
 
     async fn game_kind(&self, game_id: &str) -> Result<EntryKind> {
@@ -122,7 +149,7 @@ fn plays_field(q: &PlaysQuery) -> String {
 }
 
 #[async_trait]
-impl<R: Repository, C: Cache> Repository for CachedRepository<R, C> {
+impl<R: Repository, C: Cache + 'static> Repository for CachedRepository<R, C> {
     async fn upsert_teams(&self, teams: &[TeamRow]) -> Result<UpsertOutcome> {
         let outcome = self.repo.upsert_teams(teams).await?;
         self.invalidate(&outcome, BTreeSet::from(["teams".to_owned()])).await;

@@ -18,7 +18,7 @@ mod redis;
 #[cfg(test)]
 mod tests;
 
-pub use cached::CachedRepository;
+pub use cached::{CachedRepository, REINVALIDATE_AFTER};
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
 
