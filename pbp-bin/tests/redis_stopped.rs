@@ -1,6 +1,6 @@
-//! A real Redis stopped under a running `pbp run`: `/health` says `degraded` (cache down, store ok) while the
-//! REST API keeps answering from the store, promptly and with the same bodies; when Redis comes back, so does
-//! the cache and `/health` is `ok` again.
+//! A real Redis hung (SIGSTOP), then stopped, under a running `pbp run`: `/health` says `degraded` (cache
+//! down, store ok) while the REST API keeps answering from the store, promptly and with the same bodies; when
+//! Redis comes back, so does the cache and `/health` is `ok` again.
 //!
 //! The test starts its own `redis-server` on a free port (the machine's shared one on 6379 is left alone), so
 //! it can stop it. Without a `redis-server` binary it is skipped, unless `PBP_REQUIRE_SERVICES` is set.
@@ -44,6 +44,13 @@ impl RedisServer {
         Ok(Some(server))
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the server.
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} redis-server failed");
+        Ok(())
+    }
+
     /// Kills the server and waits until its port refuses connections.
     fn stop(mut self) -> anyhow::Result<()> {
         self.child.kill()?;
@@ -79,6 +86,20 @@ async fn get_promptly(port: u16, path: &str) -> anyhow::Result<String> {
     anyhow::ensure!(status == 200, "{path}: {status} {body}");
     anyhow::ensure!(took < Duration::from_secs(2), "{path} took {took:?}");
     Ok(body)
+}
+
+/// Waits (up to 30 s) for `/health` to answer 200 with the cache up.
+async fn wait_until_healthy(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = health(port).await?;
+        if status == 200 {
+            assert_eq!(body["checks"]["cache"]["status"], "ok", "{body}");
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "health still {body} 30 s after Redis came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn health(port: u16) -> anyhow::Result<(u16, serde_json::Value)> {
@@ -138,6 +159,21 @@ async fn health_degrades_when_redis_stops_and_the_api_serves_from_the_store() ->
     let teams = get_promptly(api_port, "/v1/teams").await?;
     assert!(redis.keys().await? > 0, "the reads went through Redis");
 
+    // Hung (SIGSTOP): connections are accepted but nothing answers. Commands time out after 500 ms; the
+    // cache is then skipped for a second, so no request waits on each of its cache calls.
+    redis.signal("STOP")?;
+    let (status, body) = health(api_port).await?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["cache"]["status"], "down", "{body}");
+    for _ in 0..3 {
+        assert_eq!(get_promptly(api_port, &plays_path).await?, plays);
+        assert_eq!(get_promptly(api_port, &game_path).await?, game);
+    }
+    redis.signal("CONT")?;
+    wait_until_healthy(api_port).await?;
+    assert_eq!(get_promptly(api_port, &plays_path).await?, plays);
+
+    // Stopped: connections are refused.
     redis.stop()?;
     let (status, body) = health(api_port).await?;
     assert_eq!(status, 503, "{body}");
@@ -157,16 +193,7 @@ async fn health_degrades_when_redis_stops_and_the_api_serves_from_the_store() ->
 
     // Redis back on the same port (empty): the cache recovers by itself.
     let redis = RedisServer::start(redis_port)?.ok_or_else(|| anyhow::anyhow!("redis-server is gone"))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = health(api_port).await?;
-        if status == 200 {
-            assert_eq!(body["checks"]["cache"]["status"], "ok", "{body}");
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "health still {body} 30 s after Redis came back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_healthy(api_port).await?;
     assert_eq!(get_promptly(api_port, &plays_path).await?, plays);
     assert!(redis.keys().await? > 0, "the cache is written again");
     run.stop()?;

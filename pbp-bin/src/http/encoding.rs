@@ -1,7 +1,8 @@
 //! Content coding of large answers: gzip when the client accepts it (RFC 9110 `Accept-Encoding`).
 //!
 //! Only the plays route uses it: its bodies are the large ones (about 56 KB for 100 plays, a tenth of that
-//! gzipped), and they are compressed once per body-cache fill, never per request.
+//! gzipped), and they are compressed once per body-cache fill (on every request only while the cache is
+//! down), on a blocking thread.
 
 use std::io::Write;
 

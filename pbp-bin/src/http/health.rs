@@ -56,19 +56,21 @@ impl HealthChecks {
 type SharedCheck = Shared<BoxFuture<'static, Result<Option<String>, String>>>;
 
 /// `check`, with at most one run in flight: a call while a run is unfinished (even one whose caller gave up
-/// at its deadline) waits for that run's answer instead of starting another.
+/// at its deadline) waits for that run's answer instead of starting another; a call after it finished starts
+/// a new run (an answer nobody waited for is not handed out later).
 pub(crate) fn single_flight(check: Check) -> Check {
-    let in_flight: Arc<Mutex<Option<SharedCheck>>> = Arc::default();
+    let in_flight: Arc<Mutex<Option<(SharedCheck, tokio::task::AbortHandle)>>> = Arc::default();
     Arc::new(move || {
         let mut slot = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(run) = slot.as_ref().filter(|run| run.peek().is_none()) {
+        if let Some((run, _)) = slot.as_ref().filter(|(_, task)| !task.is_finished()) {
             return Box::pin(run.clone());
         }
         // The run is spawned so that it goes on (and finishes) when every caller stopped waiting for it.
-        let run = tokio::spawn(check());
+        let task = tokio::spawn(check());
+        let handle = task.abort_handle();
         let run: SharedCheck =
-            async move { run.await.unwrap_or_else(|e| Err(format!("the check failed: {e}"))) }.boxed().shared();
-        *slot = Some(run.clone());
+            async move { task.await.unwrap_or_else(|e| Err(format!("the check failed: {e}"))) }.boxed().shared();
+        *slot = Some((run.clone(), handle));
         Box::pin(run)
     })
 }

@@ -615,6 +615,11 @@ async fn a_single_flight_check_runs_once_while_a_run_is_unfinished() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     // Once it answered, the next call runs the check again.
     assert_eq!(check().await, Ok(Some("run 2".to_owned())));
+    // A run that finished while nobody waited is not handed out later: the next call runs anew.
+    assert!(futures::FutureExt::now_or_never(check()).is_none(), "run 3 started and nobody waits for it");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(check().await, Ok(Some("run 4".to_owned())));
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

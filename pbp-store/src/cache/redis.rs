@@ -1,14 +1,22 @@
-//! The Redis cache, over one multiplexed connection that reconnects by itself.
+//! The Redis cache, over one multiplexed connection that reconnects by itself, behind a short circuit breaker.
 //!
 //! Why not a pool: Redis answers commands in order on one connection, so a multiplexed connection pipelines
 //! every concurrent request without a pool's checkout. And a pool (bb8) waits its whole connection timeout
-//! for a connection when the server is down, which would hold every cached read that long; here a command
-//! fails as soon as the connection is known to be gone, the caller reads the store, and the next command
-//! tries to connect again (once, for at most [`CONNECT_TIMEOUT`]).
+//! for a connection when the server is down, which would hold every cached read that long.
+//!
+//! When Redis fails: a command fails as soon as the connection is known lost (refused, reset), or after
+//! [`RESPONSE_TIMEOUT`] when Redis does not answer (hung, or its host gone without closing the socket). Either
+//! way reads and fills then skip Redis for [`SKIP_AFTER_FAILURE`] (the caller reads the store), so a request
+//! that makes several cache calls does not wait on each; the first call after that tries again. A lost
+//! connection is re-established by that call (one attempt, at most [`CONNECT_TIMEOUT`]); after a timeout the
+//! connection is replaced, since a socket whose peer vanished can look open for many minutes. Invalidations
+//! and `PING` always go to Redis: skipping an invalidation could leave a stale entry once Redis is back.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Cache, CacheTtls, EntryKind};
@@ -20,10 +28,17 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one command may wait for its answer: a cache slower than this is treated as down.
 pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How long reads and fills skip Redis after a command failed.
+pub(super) const SKIP_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 /// A [`Cache`] in Redis: each group is a hash under `prefix + key`, expiring with `PEXPIRE … NX`.
 #[derive(Clone)]
 pub struct RedisCache {
-    connection: ConnectionManager,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    connection: Arc<RwLock<ConnectionManager>>,
+    /// When the last command failed, until one succeeds.
+    failed_at: Arc<Mutex<Option<Instant>>>,
     prefix: String,
     ttls: CacheTtls,
 }
@@ -37,7 +52,7 @@ impl std::fmt::Debug for RedisCache {
 impl RedisCache {
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`); every key is prefixed with `prefix` (e.g. `pbp:`)
     /// so that several deployments can share a server. Fails if the server does not answer. Once connected,
-    /// a lost connection is re-established by the next command, for as long as the cache lives.
+    /// a lost connection is re-established by a later command, for as long as the cache lives.
     pub async fn connect(url: &str, prefix: &str, ttls: CacheTtls) -> Result<Self, CacheError> {
         let client = redis::Client::open(url).map_err(CacheError::Connect)?;
         // No retries inside one attempt: a command waiting for a reconnection would wait for all of them.
@@ -45,8 +60,16 @@ impl RedisCache {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(CacheError::Connect)?;
-        let cache = Self { connection, prefix: prefix.to_owned(), ttls };
+        let connection =
+            ConnectionManager::new_with_config(client.clone(), config.clone()).await.map_err(CacheError::Connect)?;
+        let cache = Self {
+            client,
+            config,
+            connection: Arc::new(RwLock::new(connection)),
+            failed_at: Arc::default(),
+            prefix: prefix.to_owned(),
+            ttls,
+        };
         cache.ping().await?;
         Ok(cache)
     }
@@ -54,27 +77,64 @@ impl RedisCache {
     fn full(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+
+    fn connection(&self) -> ConnectionManager {
+        self.connection.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// An error when reads and fills skip Redis now (a command failed less than [`SKIP_AFTER_FAILURE`] ago).
+    fn skipping(&self) -> Result<(), CacheError> {
+        let failed_at = *self.failed_at.lock().unwrap_or_else(PoisonError::into_inner);
+        match failed_at {
+            Some(at) if at.elapsed() < SKIP_AFTER_FAILURE => Err(CacheError::Unavailable(format!(
+                "redis failed {} ms ago; skipped for {} ms after a failure",
+                at.elapsed().as_millis(),
+                SKIP_AFTER_FAILURE.as_millis()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Notes a command's outcome: a failure opens the skip window (and replaces a connection that timed out),
+    /// a success closes it.
+    fn outcome<T>(&self, result: Result<T, RedisError>) -> Result<T, RedisError> {
+        let mut failed_at = self.failed_at.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Ok(_) => *failed_at = None,
+            Err(error) => {
+                *failed_at = Some(Instant::now());
+                if error.is_timeout() {
+                    match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+                        Ok(fresh) => *self.connection.write().unwrap_or_else(PoisonError::into_inner) = fresh,
+                        Err(e) => tracing::debug!(error = %e, "Cannot replace the Redis connection."),
+                    }
+                }
+            }
+        }
+        result
+    }
 }
 
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str, field: &str) -> Result<Option<bytes::Bytes>, CacheError> {
+        self.skipping()?;
         let key = self.full(key);
-        let mut conn = self.connection.clone();
-        redis::cmd("HGET")
-            .arg(&key)
-            .arg(field)
-            .query_async::<Option<Vec<u8>>>(&mut conn)
-            .await
-            .map(|value| value.map(bytes::Bytes::from))
-            .map_err(|source| CacheError::Redis { operation: "HGET", key, source })
+        let mut conn = self.connection();
+        let result = redis::cmd("HGET").arg(&key).arg(field).query_async::<Option<Vec<u8>>>(&mut conn).await;
+        self.outcome(result).map(|value| value.map(bytes::Bytes::from)).map_err(|source| CacheError::Redis {
+            operation: "HGET",
+            key,
+            source,
+        })
     }
 
     async fn put(&self, key: &str, field: &str, value: &[u8], kind: EntryKind) -> Result<(), CacheError> {
+        self.skipping()?;
         let key = self.full(key);
         let ttl_ms = u64::try_from(self.ttls.ttl(kind).as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut conn = self.connection.clone();
-        redis::pipe()
+        let mut conn = self.connection();
+        let result = redis::pipe()
             .atomic()
             .cmd("HSET")
             .arg(&key)
@@ -87,8 +147,8 @@ impl Cache for RedisCache {
             .arg("NX")
             .ignore()
             .query_async::<()>(&mut conn)
-            .await
-            .map_err(|source| CacheError::Redis { operation: "HSET/PEXPIRE", key, source })
+            .await;
+        self.outcome(result).map_err(|source| CacheError::Redis { operation: "HSET/PEXPIRE", key, source })
     }
 
     async fn invalidate(&self, keys: &[String]) -> Result<(), CacheError> {
@@ -96,8 +156,9 @@ impl Cache for RedisCache {
             return Ok(());
         }
         let full: Vec<String> = keys.iter().map(|k| self.full(k)).collect();
-        let mut conn = self.connection.clone();
-        redis::cmd("DEL").arg(&full).query_async::<i64>(&mut conn).await.map(drop).map_err(|source| CacheError::Redis {
+        let mut conn = self.connection();
+        let result = redis::cmd("DEL").arg(&full).query_async::<i64>(&mut conn).await;
+        self.outcome(result).map(drop).map_err(|source| CacheError::Redis {
             operation: "DEL",
             key: full.join(" "),
             source,
@@ -109,8 +170,9 @@ impl Cache for RedisCache {
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
-        let mut conn = self.connection.clone();
-        redis::cmd("PING").query_async::<String>(&mut conn).await.map(drop).map_err(|source| CacheError::Redis {
+        let mut conn = self.connection();
+        let result = redis::cmd("PING").query_async::<String>(&mut conn).await;
+        self.outcome(result).map(drop).map_err(|source| CacheError::Redis {
             operation: "PING",
             key: String::new(),
             source,

@@ -135,8 +135,8 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     // CPU seconds while the plays were published (and 2 s after): where the time goes, server against clients.
     result["server_cpu_user_s"] = round2(cpu_after.0 - cpu_before.0).into();
     result["server_cpu_sys_s"] = round2(cpu_after.1 - cpu_before.1).into();
-    result["server_switches_voluntary"] = (switches_after.0 - switches_before.0).into();
-    result["server_switches_involuntary"] = (switches_after.1 - switches_before.1).into();
+    result["server_switches_voluntary"] = switches_after.0.saturating_sub(switches_before.0).into();
+    result["server_switches_involuntary"] = switches_after.1.saturating_sub(switches_before.1).into();
     println!("{result}");
     Ok(())
 }
@@ -233,8 +233,8 @@ pub(crate) async fn run_clients(args: FanoutClientsArgs) -> anyhow::Result<()> {
         "max_ms": ms(1.0),
         "clients_cpu_user_s": round2(cpu_after.0 - cpu_before.0),
         "clients_cpu_sys_s": round2(cpu_after.1 - cpu_before.1),
-        "clients_switches_voluntary": switches_after.0 - switches_before.0,
-        "clients_switches_involuntary": switches_after.1 - switches_before.1,
+        "clients_switches_voluntary": switches_after.0.saturating_sub(switches_before.0),
+        "clients_switches_involuntary": switches_after.1.saturating_sub(switches_before.1),
     });
     println!("{report}");
     Ok(())

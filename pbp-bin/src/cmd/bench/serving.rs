@@ -130,8 +130,8 @@ pub(crate) fn cpu_seconds() -> (f64, f64) {
     (fields.next().unwrap_or(0.0), fields.next().unwrap_or(0.0))
 }
 
-/// Context switches of all this process's threads so far: voluntary (a thread waited, e.g. for the socket)
-/// and involuntary (it was preempted).
+/// Context switches of this process's live threads so far: voluntary (a thread waited, e.g. for the socket)
+/// and involuntary (it was preempted). A thread that exited took its counts with it.
 pub(crate) fn context_switches() -> (u64, u64) {
     let mut total = (0, 0);
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return total };

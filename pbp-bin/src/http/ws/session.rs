@@ -134,7 +134,7 @@ async fn serve(socket: Socket, context: &Context) -> End {
     let connect = SnapshotReason::Connect;
     let mut held = match send_snapshot(&mut sink, context, connect, context.since, context.since).await {
         Ok(held) => held,
-        Err(end) => return end,
+        Err(end) => return client_gone.try_recv().unwrap_or(end),
     };
     let mut last_resync: Option<Instant> = None;
     // One waiter on the shutdown token for the whole session: a new one per frame would take the token's lock,
@@ -161,7 +161,8 @@ async fn serve(socket: Socket, context: &Context) -> End {
                     if held.take(&frame)
                         && let Err(end) = send(&mut sink, context, Message::Text(frame.text())).await
                     {
-                        break end;
+                        // A client that closed while the frame was being sent: its close, not a failure.
+                        break client_gone.try_recv().unwrap_or(end);
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
@@ -178,7 +179,7 @@ async fn serve(socket: Socket, context: &Context) -> End {
                     let since = held.max_sequence;
                     match send_snapshot(&mut sink, context, SnapshotReason::Lagged, since, since).await {
                         Ok(fresh) => held = fresh,
-                        Err(end) => break end,
+                        Err(end) => break client_gone.try_recv().unwrap_or(end),
                     }
                 }
                 Err(RecvError::Closed) => break End::ServerClosing,
