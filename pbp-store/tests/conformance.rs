@@ -236,14 +236,26 @@ async fn plays_come_back_in_game_order(repo: &dyn Repository) -> anyhow::Result<
     expected.insert(6, 503);
     expected.insert(12, 504);
     assert_eq!(seqs(&all), expected);
-    let limited = repo.plays("g1", &PlaysQuery { since: None, limit: Some(7) }).await?;
+    let limited = repo.plays("g1", &PlaysQuery { limit: Some(7), ..PlaysQuery::default() }).await?;
     assert_eq!(seqs(&limited), expected[..7]);
     // `since` a sequence: what a client that saw up to sequence 30 lacks, in game order (late plays included).
-    let since = repo.plays("g1", &PlaysQuery { since: Some(30), limit: None }).await?;
+    let since = repo.plays("g1", &PlaysQuery { since: Some(30), ..PlaysQuery::default() }).await?;
     let want: Vec<i64> = expected.iter().copied().filter(|s| *s > 30).collect();
     assert_eq!(seqs(&since), want);
-    let since_limited = repo.plays("g1", &PlaysQuery { since: Some(30), limit: Some(3) }).await?;
+    let since_limited =
+        repo.plays("g1", &PlaysQuery { since: Some(30), limit: Some(3), ..PlaysQuery::default() }).await?;
     assert_eq!(seqs(&since_limited), want[..3]);
+    // With corrections: also the corrected plays at or below 30, in game order.
+    let mut corrected = play("g1", 4); // sequence 7
+    corrected.game_order = 40;
+    corrected.text = "corrected".to_owned();
+    repo.upsert_plays(&[corrected]).await?;
+    let resume = PlaysQuery { since: Some(30), corrections: true, ..PlaysQuery::default() };
+    let mut want_resume: Vec<i64> = expected.iter().copied().filter(|s| *s > 30 || *s == 7).collect();
+    assert_eq!(seqs(&repo.plays("g1", &resume).await?), want_resume);
+    assert_eq!(seqs(&repo.plays("g1", &PlaysQuery { since: Some(30), ..PlaysQuery::default() }).await?), want);
+    want_resume.truncate(2);
+    assert_eq!(seqs(&repo.plays("g1", &PlaysQuery { limit: Some(2), ..resume }).await?), want_resume);
     let last = repo.last_plays("g1", 5).await?;
     assert_eq!(seqs(&last), expected[expected.len() - 5..]);
     assert_eq!(repo.last_plays("g1", 0).await?.len(), 0);

@@ -212,7 +212,7 @@ fn valid_date(date: &str) -> Result<String, ApiError> {
 pub(crate) fn plays_query(params: &Params) -> Result<PlaysQuery, ApiError> {
     let since = params.number("since", 0, i64::MAX)?;
     let limit = params.number("limit", 1, MAX_PLAYS_LIMIT)?.unwrap_or(DEFAULT_PLAYS_LIMIT);
-    Ok(PlaysQuery { since, limit: Some(limit) })
+    Ok(PlaysQuery { since, limit: Some(limit), corrections: false })
 }
 
 /// The `since` of `WS /ws/{id}`: resume after this play sequence.

@@ -295,8 +295,11 @@ fn parameters_are_validated() {
         assert_eq!(games(bad).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST), "{bad}");
     }
     let plays = |q: &str| Params::parse(Some(q), &["since", "limit"]).and_then(|p| plays_query(&p));
-    assert_eq!(plays("").unwrap(), PlaysQuery { since: None, limit: Some(100) });
-    assert_eq!(plays("since=42&limit=1000").unwrap(), PlaysQuery { since: Some(42), limit: Some(1000) });
+    assert_eq!(plays("").unwrap(), PlaysQuery { limit: Some(100), ..PlaysQuery::default() });
+    assert_eq!(
+        plays("since=42&limit=1000").unwrap(),
+        PlaysQuery { since: Some(42), limit: Some(1000), ..PlaysQuery::default() }
+    );
     for bad in ["since=-1", "since=x", "since=99999999999999999999", "limit=1001", "limit=0", "limit="] {
         assert_eq!(plays(bad).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST), "{bad}");
     }

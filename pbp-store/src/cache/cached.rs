@@ -142,9 +142,10 @@ fn games_field(q: &GamesQuery) -> String {
 
 fn plays_field(q: &PlaysQuery) -> String {
     format!(
-        "since={};limit={}",
+        "since={};limit={}{}",
         q.since.map_or(String::new(), |s| s.to_string()),
-        q.limit.map_or(String::new(), |l| l.to_string())
+        q.limit.map_or(String::new(), |l| l.to_string()),
+        if q.corrections { ";corrections" } else { "" }
     )
 }
 

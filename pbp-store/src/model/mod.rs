@@ -340,6 +340,10 @@ pub struct PlaysQuery {
     /// Only plays with a sequence above this one: what a client that has seen everything up to `since`
     /// is missing, late-logged plays included (they get higher sequences).
     pub since: Option<i64>,
+    /// With `since`, also the corrected plays (revision above 1) at or below it. A correction keeps its play's
+    /// sequence, so a client resuming after `since` would otherwise miss one made while it was away; it may
+    /// hold some of them already, and keeps the higher revision.
+    pub corrections: bool,
     /// At most this many plays (the first ones in game order).
     pub limit: Option<u32>,
 }

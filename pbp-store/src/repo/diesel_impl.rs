@@ -512,7 +512,8 @@ macro_rules! impl_repository {
                 use diesel::sql_types::{BigInt, Text};
                 use diesel_async::RunQueryDsl;
                 let mut pooled = self.conn().await?;
-                let sql = $crate::sql::select_plays($ph, query.since.is_some(), query.limit.is_some());
+                let sql =
+                    $crate::sql::select_plays($ph, query.since.is_some(), query.corrections, query.limit.is_some());
                 let mut q = diesel::sql_query(sql).into_boxed::<$db>().bind::<Text, _>(game_id);
                 if let Some(since) = query.since {
                     q = q.bind::<BigInt, _>(since);

@@ -287,14 +287,18 @@ pub(crate) const STATE_TEAM_COLUMNS: &str = "game_id, side, team_id, points, fie
     field_goals_attempted, three_pointers_made, three_pointers_attempted, free_throws_made, free_throws_attempted, \
     offensive_rebounds, defensive_rebounds, turnovers, fouls, period_fouls, timeouts";
 
-/// The plays of one game in game order: `since` adds `sequence > ?`, `limit` adds `LIMIT ?`.
-pub(crate) fn select_plays(ph: Placeholder, since: bool, limit: bool) -> String {
+/// The plays of one game in game order: `since` adds `sequence > ?` (with `corrections`,
+/// `(sequence > ? OR revision > 1)`), `limit` adds `LIMIT ?`.
+pub(crate) fn select_plays(ph: Placeholder, since: bool, corrections: bool, limit: bool) -> String {
     let mut s = format!("SELECT {PLAY_COLUMNS} FROM plays WHERE game_id = ");
     ph.write(&mut s, 1);
     let mut n = 2;
     if since {
-        s.push_str(" AND sequence > ");
+        s.push_str(if corrections { " AND (sequence > " } else { " AND sequence > " });
         ph.write(&mut s, n);
+        if corrections {
+            s.push_str(" OR revision > 1)");
+        }
         n += 1;
     }
     s.push_str(" ORDER BY game_order, sequence");

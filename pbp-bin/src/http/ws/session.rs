@@ -258,9 +258,7 @@ async fn plays_to_resume(
     game_id: &str,
     since: i64,
 ) -> Result<Vec<PlayRow>, pbp_store::StoreError> {
-    let mut plays = repository.plays(game_id, &PlaysQuery { since: None, limit: None }).await?;
-    plays.retain(|play| play.sequence > since || play.revision > 1);
-    Ok(plays)
+    repository.plays(game_id, &PlaysQuery { since: Some(since), corrections: true, limit: None }).await
 }
 
 /// Sends one message, within the send timeout.
