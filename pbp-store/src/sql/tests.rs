@@ -2,10 +2,15 @@ use super::*;
 
 #[test]
 fn placeholders_follow_the_backend() {
-    let pg = select_plays(Placeholder::Dollar, true, true);
+    let pg = select_plays(Placeholder::Dollar, true, false, true);
     assert!(pg.ends_with("WHERE game_id = $1 AND sequence > $2 ORDER BY game_order, sequence LIMIT $3"), "{pg}");
-    let lite = select_plays(Placeholder::Question, false, true);
+    let lite = select_plays(Placeholder::Question, false, false, true);
     assert!(lite.ends_with("WHERE game_id = ?1 ORDER BY game_order, sequence LIMIT ?2"), "{lite}");
+    let resume = select_plays(Placeholder::Question, true, true, false);
+    assert!(
+        resume.ends_with("WHERE game_id = ?1 AND (sequence > ?2 OR revision > 1) ORDER BY game_order, sequence"),
+        "{resume}"
+    );
 }
 
 #[test]
