@@ -141,6 +141,81 @@ mod memory {
 mod redis {
     use super::*;
 
+    /// A private `redis-server` (the shared one must not be paused under the other tests), killed when dropped.
+    struct PrivateRedis(std::process::Child, u16);
+
+    impl PrivateRedis {
+        fn start() -> anyhow::Result<Option<Self>> {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let spawned = std::process::Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn();
+            let child = match spawned {
+                Ok(child) => child,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !common::services_required() => {
+                    eprintln!("skipping: no redis-server on this machine");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let redis = Self(child, port);
+            for _ in 0..500 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Ok(Some(redis));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            anyhow::bail!("redis-server did not listen on {port}")
+        }
+
+        fn signal(&self, signal: &str) -> anyhow::Result<()> {
+            let status =
+                std::process::Command::new("kill").arg(format!("-{signal}")).arg(self.0.id().to_string()).status()?;
+            anyhow::ensure!(status.success(), "kill -{signal} failed");
+            Ok(())
+        }
+    }
+
+    impl Drop for PrivateRedis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Writes while Redis hangs neither wait on it nor lose their invalidations: once Redis answers again, the
+    /// entries they made stale are dropped before anything is read from it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn invalidations_while_redis_hangs_are_kept_and_sent_first() -> anyhow::Result<()> {
+        let Some(redis) = PrivateRedis::start()? else { return Ok(()) };
+        let url = format!("redis://127.0.0.1:{}/", redis.1);
+        let cache = pbp_store::cache::RedisCache::connect(&url, "hang:", CacheTtls::default()).await?;
+        let (store, _dir) = common::sqlite_store().await?;
+        let cached = CachedRepository::new(store, cache).reinvalidate_after(None);
+        seed_teams(&cached).await?;
+        cached.upsert_games(&[game("hang", "2024-03-17", "2", "19")]).await?;
+        cached.upsert_game_states(&[state("hang", GameStatus::In, 10, 1)]).await?;
+        assert_eq!(cached.game_state("hang").await?.map(|s| s.plays_applied), Some(10), "now cached");
+
+        redis.signal("STOP")?;
+        let started = std::time::Instant::now();
+        cached.upsert_game_states(&[state("hang", GameStatus::In, 11, 2)]).await?;
+        assert!(started.elapsed() < Duration::from_millis(1500), "the first write waited {:?}", started.elapsed());
+        let started = std::time::Instant::now();
+        cached.upsert_game_states(&[state("hang", GameStatus::In, 12, 3)]).await?;
+        assert!(started.elapsed() < Duration::from_millis(200), "the next write waited {:?}", started.elapsed());
+        assert_eq!(cached.game_state("hang").await?.map(|s| s.plays_applied), Some(12), "read from the store");
+
+        redis.signal("CONT")?;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        // The entry cached before the hang (10) was dropped before this read went to Redis.
+        assert_eq!(cached.game_state("hang").await?.map(|s| s.plays_applied), Some(12));
+        assert_eq!(cached.game_state("hang").await?.map(|s| s.plays_applied), Some(12), "and cached again");
+        cached.cache().ping().await?;
+        Ok(())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stale_fill_racing_a_write_is_dropped_soon() -> anyhow::Result<()> {
         let Some(cache) = common::redis_cache(CacheTtls::default()).await? else { return Ok(()) };

@@ -105,7 +105,7 @@ impl<R: Repository, C: Cache + 'static> CachedRepository<R, C> {
         }
         let keys: Vec<String> = keys.into_iter().collect();
         if let Err(e) = self.cache.invalidate(&keys).await {
-            tracing::warn!(keys = keys.len(), error = %e, "cache invalidation failed; entries live until their TTL");
+            tracing::warn!(keys = keys.len(), error = %e, "Cache invalidation failed (Redis keeps it for its next use).");
         }
         if let (Some(delay), Ok(runtime)) = (self.reinvalidate_after, tokio::runtime::Handle::try_current()) {
             let cache = self.cache.clone();

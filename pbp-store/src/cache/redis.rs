@@ -9,9 +9,15 @@
 //! way reads and fills then skip Redis for [`SKIP_AFTER_FAILURE`] (the caller reads the store), so a request
 //! that makes several cache calls does not wait on each; the first call after that tries again. A lost
 //! connection is re-established by that call (one attempt, at most [`CONNECT_TIMEOUT`]); after a timeout the
-//! connection is replaced, since a socket whose peer vanished can look open for many minutes. Invalidations
-//! and `PING` always go to Redis: skipping an invalidation could leave a stale entry once Redis is back.
+//! connection is replaced, since a socket whose peer vanished can look open for many minutes.
+//!
+//! Invalidations are never lost: one that fails, or comes while Redis is skipped, is kept and sent before
+//! anything else the next time Redis is used; until it succeeds nothing is read from Redis. So a write does
+//! not wait on a Redis that just failed, and a value it made stale is not served once Redis is back (by this
+//! process: another process reading the same Redis may see the entry until this one next talks to Redis, or
+//! until the entry's TTL).
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,10 +43,18 @@ pub struct RedisCache {
     client: redis::Client,
     config: ConnectionManagerConfig,
     connection: Arc<RwLock<ConnectionManager>>,
-    /// When the last command failed, until one succeeds.
-    failed_at: Arc<Mutex<Option<Instant>>>,
+    state: Arc<Mutex<State>>,
     prefix: String,
     ttls: CacheTtls,
+}
+
+/// What the cache knows of Redis's recent failures.
+#[derive(Default)]
+struct State {
+    /// When the last command failed, until one succeeds.
+    failed_at: Option<Instant>,
+    /// Full keys whose invalidation has not reached Redis yet.
+    pending: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -66,7 +80,7 @@ impl RedisCache {
             client,
             config,
             connection: Arc::new(RwLock::new(connection)),
-            failed_at: Arc::default(),
+            state: Arc::default(),
             prefix: prefix.to_owned(),
             ttls,
         };
@@ -84,7 +98,7 @@ impl RedisCache {
 
     /// An error when reads and fills skip Redis now (a command failed less than [`SKIP_AFTER_FAILURE`] ago).
     fn skipping(&self) -> Result<(), CacheError> {
-        let failed_at = *self.failed_at.lock().unwrap_or_else(PoisonError::into_inner);
+        let failed_at = self.state().failed_at;
         match failed_at {
             Some(at) if at.elapsed() < SKIP_AFTER_FAILURE => Err(CacheError::Unavailable(format!(
                 "redis failed {} ms ago; skipped for {} ms after a failure",
@@ -98,11 +112,11 @@ impl RedisCache {
     /// Notes a command's outcome: a failure opens the skip window (and replaces a connection that timed out),
     /// a success closes it.
     fn outcome<T>(&self, result: Result<T, RedisError>) -> Result<T, RedisError> {
-        let mut failed_at = self.failed_at.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state();
         match &result {
-            Ok(_) => *failed_at = None,
+            Ok(_) => state.failed_at = None,
             Err(error) => {
-                *failed_at = Some(Instant::now());
+                state.failed_at = Some(Instant::now());
                 if error.is_timeout() {
                     match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
                         Ok(fresh) => *self.connection.write().unwrap_or_else(PoisonError::into_inner) = fresh,
@@ -113,12 +127,46 @@ impl RedisCache {
         }
         result
     }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends the invalidations that have not reached Redis yet; nothing may be read from Redis before.
+    async fn flush_pending(&self) -> Result<(), CacheError> {
+        let keys: Vec<String> = self.state().pending.iter().cloned().collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.delete(keys).await
+    }
+
+    /// `DEL keys`: on success they are no longer pending, on failure they are.
+    async fn delete(&self, keys: Vec<String>) -> Result<(), CacheError> {
+        let mut conn = self.connection();
+        let result = redis::cmd("DEL").arg(&keys).query_async::<i64>(&mut conn).await;
+        let result = self.outcome(result);
+        let mut state = self.state();
+        match result {
+            Ok(_) => {
+                for key in &keys {
+                    state.pending.remove(key);
+                }
+                Ok(())
+            }
+            Err(source) => {
+                state.pending.extend(keys.iter().cloned());
+                Err(CacheError::Redis { operation: "DEL", key: keys.join(" "), source })
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str, field: &str) -> Result<Option<bytes::Bytes>, CacheError> {
         self.skipping()?;
+        self.flush_pending().await?;
         let key = self.full(key);
         let mut conn = self.connection();
         let result = redis::cmd("HGET").arg(&key).arg(field).query_async::<Option<Vec<u8>>>(&mut conn).await;
@@ -131,6 +179,7 @@ impl Cache for RedisCache {
 
     async fn put(&self, key: &str, field: &str, value: &[u8], kind: EntryKind) -> Result<(), CacheError> {
         self.skipping()?;
+        self.flush_pending().await?;
         let key = self.full(key);
         let ttl_ms = u64::try_from(self.ttls.ttl(kind).as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conn = self.connection();
@@ -156,13 +205,14 @@ impl Cache for RedisCache {
             return Ok(());
         }
         let full: Vec<String> = keys.iter().map(|k| self.full(k)).collect();
-        let mut conn = self.connection();
-        let result = redis::cmd("DEL").arg(&full).query_async::<i64>(&mut conn).await;
-        self.outcome(result).map(drop).map_err(|source| CacheError::Redis {
-            operation: "DEL",
-            key: full.join(" "),
-            source,
-        })
+        if self.skipping().is_err() {
+            // Redis just failed: kept, and sent before anything is read from Redis again.
+            self.state().pending.extend(full);
+            return Ok(());
+        }
+        let mut all: BTreeSet<String> = self.state().pending.clone();
+        all.extend(full);
+        self.delete(all.into_iter().collect()).await
     }
 
     fn ttls(&self) -> CacheTtls {
