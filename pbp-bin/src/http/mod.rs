@@ -277,14 +277,15 @@ async fn plays_body(api: &Api, id: &str, query: &pbp_store::PlaysQuery, gzip: bo
         return Ok((zipped, true));
     }
     let (body, kind) = match cached_body(api, &group, &field).await {
-        // Only a gzip miss comes here with a cached plain body; its kind is the one the group already has.
-        Some(body) if gzip => (body, None),
+        // Only a gzip miss comes here with a cached plain body. The group's TTL was set by its first entry, so
+        // the kind given with the gzipped body only matters if the group expired meanwhile: the shorter is safe.
+        Some(body) if gzip => (body, EntryKind::Live),
         Some(body) => return Ok((body, false)),
         None => {
             let (body, status) = routes::plays(api.repository.as_ref(), id, query).await?;
             let kind = if status == pbp_store::GameStatus::Post { EntryKind::Finished } else { EntryKind::Live };
             keep_body(api, &group, &field, &body, kind).await;
-            (body, Some(kind))
+            (body, kind)
         }
     };
     if !gzip {
@@ -297,8 +298,7 @@ async fn plays_body(api: &Api, id: &str, query: &pbp_store::PlaysQuery, gzip: bo
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
     match zipped {
         Ok(zipped) => {
-            // A group's TTL is set by its first entry, so the kind only matters for a group this fills.
-            keep_body(api, &group, &gzip_field, &zipped, kind.unwrap_or(EntryKind::Live)).await;
+            keep_body(api, &group, &gzip_field, &zipped, kind).await;
             Ok((zipped, true))
         }
         Err(error) => {

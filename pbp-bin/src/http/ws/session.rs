@@ -134,7 +134,7 @@ async fn serve(socket: Socket, context: &Context) -> End {
     let connect = SnapshotReason::Connect;
     let mut held = match send_snapshot(&mut sink, context, connect, context.since, context.since).await {
         Ok(held) => held,
-        Err(end) => return client_gone.try_recv().unwrap_or(end),
+        Err(end) => return client_close_wins(end, &mut client_gone),
     };
     let mut last_resync: Option<Instant> = None;
     // One waiter on the shutdown token for the whole session: a new one per frame would take the token's lock,
@@ -161,8 +161,7 @@ async fn serve(socket: Socket, context: &Context) -> End {
                     if held.take(&frame)
                         && let Err(end) = send(&mut sink, context, Message::Text(frame.text())).await
                     {
-                        // A client that closed while the frame was being sent: its close, not a failure.
-                        break client_gone.try_recv().unwrap_or(end);
+                        break end;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
@@ -179,7 +178,7 @@ async fn serve(socket: Socket, context: &Context) -> End {
                     let since = held.max_sequence;
                     match send_snapshot(&mut sink, context, SnapshotReason::Lagged, since, since).await {
                         Ok(fresh) => held = fresh,
-                        Err(end) => break client_gone.try_recv().unwrap_or(end),
+                        Err(end) => break end,
                     }
                 }
                 Err(RecvError::Closed) => break End::ServerClosing,
@@ -188,7 +187,16 @@ async fn serve(socket: Socket, context: &Context) -> End {
     };
     // Answers the client's close (tungstenite queued the reply) or completes ours; bounded like any send.
     drop(tokio::time::timeout(context.settings.send_timeout, sink.close()).await);
-    end
+    client_close_wins(end, &mut client_gone)
+}
+
+/// A send that failed because the client had just closed ends the session as the client's close, not as a
+/// failure.
+fn client_close_wins(end: End, client_gone: &mut oneshot::Receiver<End>) -> End {
+    match end {
+        End::Failed(_) | End::SendTimedOut => client_gone.try_recv().unwrap_or(end),
+        end => end,
+    }
 }
 
 /// Reads what the client sends until it closes or the connection fails, and says which.
