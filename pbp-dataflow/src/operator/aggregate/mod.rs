@@ -55,8 +55,9 @@ mod store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hashbrown::HashMap;
 use hashbrown::hash_map::RawEntryMut;
+use hashbrown::{DefaultHashBuilder, HashMap};
+use indexmap::IndexMap;
 
 pub use store::{StateStore, StoredState, changelog_value};
 
@@ -81,22 +82,17 @@ pub struct AggregateByKey<K, S, F> {
     /// Keys changed since the last `after_batch`, in the order they were first changed (so that the changelog
     /// records of a batch come out in the same order on every run), each with the timestamp of the last record
     /// that changed it.
-    dirty: Vec<(K, Timestamp)>,
-    /// Where each key of `dirty` is in it: one lookup per applied record instead of a scan.
-    dirty_at: HashMap<K, usize>,
+    dirty: IndexMap<K, Timestamp, DefaultHashBuilder>,
     pending: Vec<OutgoingRecord>,
     /// Emit each touched key's state once, at the end of the batch, instead of after every record.
     per_batch: bool,
     /// With `per_batch`: the keys the batch touched (applied or re-delivered), in the order first touched, each
     /// with the metadata of its last record.
-    held: Vec<Held<K>>,
-    /// Where each key of `held` is in it.
-    held_at: HashMap<K, usize>,
+    held: IndexMap<K, Held, DefaultHashBuilder>,
 }
 
-/// A key whose state is emitted at the end of the batch, and the record it is emitted as.
-struct Held<K> {
-    key: K,
+/// The record a key's state is emitted as at the end of the batch.
+struct Held {
     timestamp: Timestamp,
     headers: Headers,
     origin: Option<Origin>,
@@ -112,12 +108,10 @@ impl<K, S, F> AggregateByKey<K, S, F> {
             source_topic: None,
             partitions: store.partitions().unwrap_or(1),
             producer: None,
-            dirty: Vec::new(),
-            dirty_at: HashMap::new(),
+            dirty: IndexMap::default(),
             pending: Vec::new(),
             per_batch: false,
-            held: Vec::new(),
-            held_at: HashMap::new(),
+            held: IndexMap::default(),
         }
     }
 
@@ -132,11 +126,10 @@ impl<K, S, F> AggregateByKey<K, S, F> {
 impl<K: std::hash::Hash + Eq + Clone, S, F> AggregateByKey<K, S, F> {
     /// Remembers that `key` changed, at `timestamp`.
     fn mark_dirty(&mut self, key: &K, timestamp: Timestamp) {
-        match self.dirty_at.raw_entry_mut().from_key(key) {
-            RawEntryMut::Occupied(o) => self.dirty[*o.get()].1 = timestamp,
-            RawEntryMut::Vacant(v) => {
-                v.insert(key.clone(), self.dirty.len());
-                self.dirty.push((key.clone(), timestamp));
+        match self.dirty.get_mut(key) {
+            Some(last) => *last = timestamp,
+            None => {
+                self.dirty.insert(key.clone(), timestamp);
             }
         }
     }
@@ -144,23 +137,12 @@ impl<K: std::hash::Hash + Eq + Clone, S, F> AggregateByKey<K, S, F> {
     /// Remembers that `record`'s key is to be emitted at the end of the batch, as `record`.
     fn hold<V>(&mut self, record: Record<K, V>) {
         let Record { key, timestamp, headers, origin, .. } = record;
-        match self.held_at.raw_entry_mut().from_key(&key) {
-            RawEntryMut::Occupied(o) => {
-                let held = &mut self.held[*o.get()];
-                held.timestamp = timestamp;
-                held.headers = headers;
-                held.origin = origin;
-            }
-            RawEntryMut::Vacant(v) => {
-                v.insert(key.clone(), self.held.len());
-                self.held.push(Held { key, timestamp, headers, origin });
-            }
-        }
+        // A key already held keeps its place and takes this record's metadata.
+        self.held.insert(key, Held { timestamp, headers, origin });
     }
 
     /// Encodes the current state of every dirty key into `pending`, once each, and forgets the dirty keys.
     fn encode_dirty(&mut self) -> Result<(), Error> {
-        self.dirty_at.clear();
         self.pending.reserve(self.dirty.len());
         for (key, timestamp) in self.dirty.drain(..) {
             // Never `None`: a rejected record dirties nothing, and a revoke drops a key's dirty entry with its
@@ -260,9 +242,8 @@ where
     }
 
     fn end_batch(&mut self, out: &mut Vec<Deferred<K, S>>) {
-        self.held_at.clear();
         out.reserve(self.held.len());
-        for Held { key, timestamp, headers, origin } in self.held.drain(..) {
+        for (key, Held { timestamp, headers, origin }) in self.held.drain(..) {
             // Never `None`: a held key has a state (rejected records hold nothing), and a revoke drops held keys
             // with their states.
             let state = self.states.get(&key);
@@ -317,22 +298,9 @@ where
                 // and applies them again. Writing them now, after the partition's last checkpoint, could instead
                 // land behind the new owner's own changelog records and, as the key's last record, undo its
                 // updates.
-                if !self.held.is_empty() {
-                    let states = &self.states;
-                    self.held.retain(|h| states.contains_key(&h.key));
-                    self.held_at.clear();
-                    for (i, h) in self.held.iter().enumerate() {
-                        self.held_at.insert(h.key.clone(), i);
-                    }
-                }
-                if !self.dirty.is_empty() {
-                    let states = &self.states;
-                    self.dirty.retain(|(k, _)| states.contains_key(k));
-                    self.dirty_at.clear();
-                    for (i, (k, _)) in self.dirty.iter().enumerate() {
-                        self.dirty_at.insert(k.clone(), i);
-                    }
-                }
+                let states = &self.states;
+                self.held.retain(|key, _| states.contains_key(key));
+                self.dirty.retain(|key, _| states.contains_key(key));
             }
         }
         Ok(())
