@@ -47,6 +47,12 @@ macro_rules! scenarios {
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dlq_limit_counts_records_in_the_order_they_came() {
+                if let Some(env) = $env {
+                    crate::common::bounded(s::dlq_limit_counts_records_in_the_order_they_came(env)).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_state_encoded_as_null_stops_the_pipeline_without_committing() {
                 if let Some(env) = $env {
                     crate::common::bounded(s::a_state_encoded_as_null_stops_the_pipeline_without_committing(env)).await;

@@ -537,3 +537,82 @@ pub async fn sink_rejections_are_dead_lettered_and_count_toward_the_limit(env: E
         .with_dlq(DeadLetterQueue::new(&dlq_topic).with_limit(limit));
     assert!(matches!(p.run_until_idle().await, Err(Error::DlqLimitExceeded(_))));
 }
+
+/// `n` JSON plays on one partition, where `bad(i)` makes record `i` undecodable.
+async fn plays_with_bad(env: &Env, topic: &str, n: usize, bad: impl Fn(usize) -> bool) {
+    let raw = (0..n)
+        .map(|i| {
+            let value =
+                if bad(i) { Bytes::from_static(b"not json") } else { Bytes::from(format!("{{\"points\":{}}}", i % 4)) };
+            RawRecord::new(None, Some(value))
+        })
+        .collect();
+    env.produce_raw(topic, raw).await;
+}
+
+fn decoding_pipeline(
+    env: &Env,
+    input: &str,
+    group: &str,
+    out: &str,
+    dlq_topic: &str,
+    limit: DlqLimit,
+    batch_size: usize,
+) -> pbp_dataflow::Pipeline<
+    impl pbp_dataflow::source::Source<Key = (), Value = Play>,
+    impl Operator<(), Play, OutKey = (), OutValue = u64>,
+    impl pbp_dataflow::sink::Sink<(), u64>,
+> {
+    env.dataflow("decode")
+        .with_config(PipelineConfig {
+            batch_size,
+            poll_timeout: Duration::from_millis(20),
+            ..PipelineConfig::default()
+        })
+        .source(TopicSource::new(input, group, pbp_dataflow::codec::Unit, Json::<Play>::new()))
+        .map(|p: Play| u64::from(p.points))
+        .to(TopicSink::new(out, pbp_dataflow::codec::Unit, BigEndian))
+        .with_dlq(DeadLetterQueue::new(dlq_topic).with_limit(limit))
+}
+
+pub async fn dlq_limit_counts_records_in_the_order_they_came(env: Env) {
+    // A ratio limit that applies from the 10th record: with rejects counted before the good records of their
+    // batch, the first batch of a stream with 10 % bad records read as 100 % bad.
+    let limit = DlqLimit { max_invalid_ratio: Some(0.5), max_consecutive: Some(20), window: 100, min_records: 10 };
+    let (input, out, dlq_topic, group) = (env.name("in"), env.name("out"), env.name("dlq"), env.name("g"));
+    env.create(&input, 1).await;
+    env.create(&out, 1).await;
+    plays_with_bad(&env, &input, 1000, |i| i % 10 == 0).await;
+    let mut p = decoding_pipeline(&env, &input, &group, &out, &dlq_topic, limit.clone(), 256);
+    let stats = p.run_until_idle().await.expect("10 % bad records from the very first one is under the limit");
+    assert_eq!((stats.polled, stats.emitted, stats.dead_lettered), (1000, 900, 100));
+    drop(p);
+    assert_eq!(env.read_all(&dlq_topic).await.len(), 100);
+
+    // 60 % bad, interleaved: the ratio trips, with a message that says so, and nothing is committed.
+    let (input, group) = (env.name("in"), env.name("g"));
+    env.create(&input, 1).await;
+    plays_with_bad(&env, &input, 400, |i| i % 5 < 3).await;
+    let mut p = decoding_pipeline(&env, &input, &group, &out, &dlq_topic, limit.clone(), 256);
+    match p.run_until_idle().await {
+        Err(Error::DlqLimitExceeded(why)) => {
+            assert!(why.contains("records rejected") && why.contains("limit 50.0 %"), "{why}");
+        }
+        other => panic!("expected the ratio to stop the pipeline, got {other:?}"),
+    }
+    drop(p);
+    let mut p = decoding_pipeline(&env, &input, &group, &out, &dlq_topic, DlqLimit::unlimited(), 256);
+    assert_eq!(p.run_until_idle().await.unwrap().polled, 400, "the stopped batch was not committed");
+
+    // A run of rejects that crosses a batch boundary counts as one run: 30 in a row, then good records, with
+    // batches of 16, trips a limit of 20 in a row.
+    let (input, group) = (env.name("in"), env.name("g"));
+    env.create(&input, 1).await;
+    plays_with_bad(&env, &input, 100, |i| (40..70).contains(&i)).await;
+    let consecutive = DlqLimit { max_invalid_ratio: None, ..limit };
+    let mut p = decoding_pipeline(&env, &input, &group, &out, &dlq_topic, consecutive, 16);
+    match p.run_until_idle().await {
+        Err(Error::DlqLimitExceeded(why)) => assert!(why.contains("21 consecutive records rejected"), "{why}"),
+        other => panic!("expected the consecutive limit to stop the pipeline, got {other:?}"),
+    }
+}
