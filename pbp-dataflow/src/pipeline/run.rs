@@ -17,7 +17,7 @@ use crate::sink::{Sink, SinkRejection};
 use crate::source::{Polled, Source};
 use crate::transport::Rebalance;
 
-/// How often a pipeline waiting on its sink keeps its source alive.
+/// How often a pipeline waiting on its sink, or restoring state, keeps its source alive.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counts of what a pipeline did.
@@ -270,8 +270,11 @@ where
     async fn handle_rebalances(&mut self) -> Result<(), Error> {
         while let Some(change) = self.source.next_rebalance() {
             if let Rebalance::Revoked(tps) = &change {
-                // Finish what was processed for the partitions before they go.
+                // Before the partitions go: everything processed of them is finished (batches are processed whole),
+                // its output (changelogs, sink, dead letters) acknowledged and its offsets committed, so that the
+                // next owner restores state that includes every committed record. Only then are they released.
                 self.checkpoint().await?;
+                self.source.release(tps).await?;
                 self.offsets.forget(tps);
                 self.polled.retain(|p| {
                     p.raw.as_ref().is_none_or(|r| {
@@ -283,9 +286,22 @@ where
                 self.stats.assignments += 1;
             }
             tracing::info!(pipeline = %self.name, ?change, "Partitions changed.");
-            self.op.on_rebalance(&self.cx, &change).await?;
+            self.rebalance_operators(&change).await?;
         }
         Ok(())
+    }
+
+    /// Hands a rebalance to the operators (restoring state can read a long changelog) while keeping the source
+    /// alive in its group, as during a slow sink write.
+    async fn rebalance_operators(&mut self, change: &Rebalance) -> Result<(), Error> {
+        let rebalanced = self.op.on_rebalance(&self.cx, change);
+        tokio::pin!(rebalanced);
+        loop {
+            tokio::select! {
+                done = &mut rebalanced => return done,
+                () = tokio::time::sleep(KEEP_ALIVE_INTERVAL) => self.source.keep_alive().await?,
+            }
+        }
     }
 
     async fn process_batch(&mut self) -> Result<(), Error> {

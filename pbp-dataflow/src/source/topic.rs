@@ -99,6 +99,10 @@ impl<K: Send + 'static, V: Send + 'static> Source for TopicSource<K, V> {
         self.consumer.as_mut().and_then(|c| c.next_rebalance())
     }
 
+    async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), Error> {
+        Ok(self.consumer()?.release(partitions).await?)
+    }
+
     async fn keep_alive(&mut self) -> Result<(), Error> {
         Ok(self.consumer()?.keep_alive().await?)
     }
