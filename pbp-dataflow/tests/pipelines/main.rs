@@ -35,6 +35,13 @@ macro_rules! scenarios {
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn global_table_joins_a_record_appended_right_after_its_table_entry() {
+                if let Some(env) = $env {
+                    crate::common::bounded(s::global_table_joins_a_record_appended_right_after_its_table_entry(env))
+                        .await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn dead_letters_carry_bytes_and_kip1034_headers() {
                 if let Some(env) = $env {
                     crate::common::bounded(s::dead_letters_carry_bytes_and_kip1034_headers(env)).await;

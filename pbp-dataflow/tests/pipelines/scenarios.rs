@@ -616,3 +616,60 @@ pub async fn dlq_limit_counts_records_in_the_order_they_came(env: Env) {
         other => panic!("expected the consecutive limit to stop the pipeline, got {other:?}"),
     }
 }
+
+/// A team's value, as joined.
+fn team_name(i: u64) -> String {
+    format!("Team {i}")
+}
+
+pub async fn global_table_joins_a_record_appended_right_after_its_table_entry(env: Env) {
+    const TRIALS: u64 = 1000;
+    let (teams, input, group) = (env.name("teams"), env.name("plays"), env.name("g"));
+    env.create_compacted(&teams, 1).await;
+    env.create(&input, 2).await;
+    let table: GlobalTable<String, String> = GlobalTable::new(teams.as_str(), Utf8, Utf8);
+    let (sink, joined) = pbp_dataflow::sink::CollectSink::new();
+    let pipeline = env
+        .dataflow("join")
+        .source(TopicSource::new(&input, &group, Utf8, BigEndian))
+        // Inner join: a play whose team the table does not know yet is dropped.
+        .join_global(&table, |r: &Record<String, u64>| Some(r.key.clone()), |v: u64, name: &String| (v, name.clone()))
+        // Left join: it would be joined with nothing.
+        .left_join_global(
+            &table,
+            |r: &Record<String, (u64, String)>| Some(r.key.clone()),
+            |(v, inner): (u64, String), name: Option<&String>| (v, inner, name.cloned()),
+        )
+        .to(sink);
+    let shutdown = Shutdown::new();
+    let running = {
+        let s = shutdown.clone();
+        tokio::spawn(async move { pipeline.run(async move { s.wait().await }).await })
+    };
+    // Each trial: a new team, acknowledged, then at once its first play.
+    for i in 0..TRIALS {
+        let team = format!("t{i}");
+        env.produce(&teams, &[(team.clone(), team_name(i))], &Utf8, &Utf8).await;
+        env.produce(&input, &[(team, i)], &Utf8, &BigEndian).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut stats = None;
+    loop {
+        let done = joined.lock().len() as u64 >= TRIALS;
+        if done || tokio::time::Instant::now() >= deadline {
+            shutdown.trigger();
+            stats = Some(running.await.unwrap().unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = stats.unwrap();
+    let joined = joined.lock();
+    let empty = joined.iter().filter(|r| r.value.2.is_none()).count();
+    assert_eq!((stats.dropped, empty), (0, 0), "no play dropped or joined with nothing because the table was behind");
+    assert_eq!(joined.len() as u64, TRIALS);
+    for r in joined.iter() {
+        let (v, inner, left) = &r.value;
+        assert_eq!((inner, left.as_ref()), (&team_name(*v), Some(&team_name(*v))), "play {v} joined with its own team");
+    }
+}

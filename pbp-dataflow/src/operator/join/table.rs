@@ -1,7 +1,6 @@
 //! The table description and its materialisation.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hashbrown::HashMap;
 
@@ -9,7 +8,7 @@ use crate::codec::Codec;
 use crate::error::Error;
 use crate::operator::OpenContext;
 use crate::record::ConsumedRecord;
-use crate::transport::{Consumer, read_until};
+use crate::transport::{Consumer, Transport, read_until};
 
 /// A table materialised from a compacted topic: which topic, and how its keys and values decode.
 /// Cheap to clone; each join that uses it keeps its own copy of the data.
@@ -44,13 +43,21 @@ impl<K, V> GlobalTable<K, V> {
 pub(crate) struct Materialized<K, V> {
     table: GlobalTable<K, V>,
     map: HashMap<K, V>,
-    reader: Option<Box<dyn Consumer>>,
-    buf: Vec<ConsumedRecord>,
+    /// Set by the bootstrap: where the table is read from, and which partitions.
+    source: Option<TableSource>,
+}
+
+/// The open table topic: the transport (for end offsets), its partitions and the reader positioned after what
+/// was applied.
+struct TableSource {
+    transport: Arc<dyn Transport>,
+    partitions: Vec<u32>,
+    reader: Box<dyn Consumer>,
 }
 
 impl<K, V> Materialized<K, V> {
     pub(crate) fn new(table: &GlobalTable<K, V>) -> Self {
-        Self { table: table.clone(), map: HashMap::new(), reader: None, buf: Vec::new() }
+        Self { table: table.clone(), map: HashMap::new(), source: None }
     }
 }
 
@@ -64,40 +71,28 @@ impl<K: std::hash::Hash + Eq + Send, V: Send> Materialized<K, V> {
     pub(crate) async fn bootstrap(&mut self, cx: &OpenContext) -> Result<(), Error> {
         let topic = self.table.topic.clone();
         let partitions: Vec<u32> = (0..cx.transport.partitions(&topic).await?).collect();
-        let ends = cx.transport.end_offsets(&topic, &partitions).await?;
-        let mut reader = cx.transport.reader(&topic, Some(&partitions)).await?;
-        let (table, map) = (&self.table, &mut self.map);
-        read_until(reader.as_mut(), &topic, &partitions, &ends, |r| {
-            apply(table, map, &r);
-            Ok::<(), Error>(())
-        })
-        .await?;
+        let reader = cx.transport.reader(&topic, Some(&partitions)).await?;
+        self.source = Some(TableSource { transport: cx.transport.clone(), partitions, reader });
+        self.catch_up().await?;
         tracing::debug!(table = %topic, entries = self.map.len(), "Global table bootstrapped.");
-        self.reader = Some(reader);
         Ok(())
     }
 
-    /// Applies everything appended to the table topic since the last call.
+    /// Reads every partition up to its end offset as of now, applying what was appended since the last call.
+    /// The ends are asked of the transport, not taken from what its reader happened to fetch: a table record
+    /// appended before a stream record was read is applied before that stream record is joined.
     pub(crate) async fn catch_up(&mut self) -> Result<(), Error> {
-        loop {
-            let Some(reader) = self.reader.as_mut() else {
-                return Err(Error::Config(format!(
-                    "global table {} used before the pipeline opened it",
-                    self.table.topic
-                )));
-            };
-            reader.poll(4096, Duration::ZERO, &mut self.buf).await?;
-            if self.buf.is_empty() {
-                return Ok(());
-            }
-            self.apply_buffered();
-        }
-    }
-
-    fn apply_buffered(&mut self) {
-        for r in self.buf.drain(..) {
-            apply(&self.table, &mut self.map, &r);
-        }
+        let Some(source) = self.source.as_mut() else {
+            return Err(Error::Config(format!("global table {} used before the pipeline opened it", self.table.topic)));
+        };
+        let topic = &self.table.topic;
+        let ends = source.transport.end_offsets(topic, &source.partitions).await?;
+        let (table, map) = (&self.table, &mut self.map);
+        read_until(source.reader.as_mut(), topic, &source.partitions, &ends, |r| {
+            apply(table, map, &r);
+            Ok::<(), Error>(())
+        })
+        .await
     }
 }
 
