@@ -653,17 +653,11 @@ pub async fn global_table_joins_a_record_appended_right_after_its_table_entry(en
         env.produce(&input, &[(team, i)], &Utf8, &BigEndian).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut stats = None;
-    loop {
-        let done = joined.lock().len() as u64 >= TRIALS;
-        if done || tokio::time::Instant::now() >= deadline {
-            shutdown.trigger();
-            stats = Some(running.await.unwrap().unwrap());
-            break;
-        }
+    while (joined.lock().len() as u64) < TRIALS && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let stats = stats.unwrap();
+    shutdown.trigger();
+    let stats = running.await.unwrap().unwrap();
     let joined = joined.lock();
     let empty = joined.iter().filter(|r| r.value.2.is_none()).count();
     assert_eq!((stats.dropped, empty), (0, 0), "no play dropped or joined with nothing because the table was behind");
