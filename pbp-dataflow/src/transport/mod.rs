@@ -252,5 +252,9 @@ pub async fn read_until<E: From<TransportError>>(
         for r in buf.drain(..) {
             apply(r)?;
         }
+        // A reader with records queued answers at once, so this loop would never give the thread up while it
+        // reads a long changelog: yield, so that what runs beside it (the pipeline keeping its source alive in
+        // the group) gets its turn.
+        tokio::task::yield_now().await;
     }
 }

@@ -42,6 +42,12 @@ macro_rules! scenarios {
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_codec_that_waits_holds_records_back_without_dead_lettering() {
+                if let Some(env) = $env {
+                    crate::common::bounded(s::a_codec_that_waits_holds_records_back_without_dead_lettering(env)).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn dead_letters_carry_bytes_and_kip1034_headers() {
                 if let Some(env) = $env {
                     crate::common::bounded(s::dead_letters_carry_bytes_and_kip1034_headers(env)).await;

@@ -667,3 +667,77 @@ pub async fn global_table_joins_a_record_appended_right_after_its_table_entry(en
         assert_eq!((inner, left.as_ref()), (&team_name(*v), Some(&team_name(*v))), "play {v} joined with its own team");
     }
 }
+
+/// Decodes big-endian numbers; numbers from 100 on need a "schema" fetched from a registry that can be down,
+/// and 666 names a schema the registry does not know.
+struct NeedsRegistry {
+    up: Arc<AtomicBool>,
+    fetched: parking_lot::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl pbp_dataflow::Codec<u64> for NeedsRegistry {
+    fn encode(&self, v: &u64) -> Result<Option<Bytes>, pbp_dataflow::CodecError> {
+        BigEndian.encode(v)
+    }
+    fn decode(&self, b: Option<&Bytes>) -> Result<u64, pbp_dataflow::CodecError> {
+        let v: u64 = BigEndian.decode(b)?;
+        if v == 666 {
+            return Err(pbp_dataflow::CodecError::invalid("test", "schema 666 not found"));
+        }
+        if v >= 100 && !self.fetched.lock().contains(&v) {
+            return Err(pbp_dataflow::CodecError::unavailable("test", format!("schema {v} not fetched yet")));
+        }
+        Ok(v)
+    }
+    fn prepare<'a>(&'a self, b: Option<&'a Bytes>) -> pbp_dataflow::codec::Prepared<'a> {
+        Box::pin(async move {
+            let v: u64 = BigEndian.decode(b)?;
+            if !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(pbp_dataflow::CodecError::unavailable("test", "registry down"));
+            }
+            self.fetched.lock().insert(v);
+            Ok(())
+        })
+    }
+}
+
+pub async fn a_codec_that_waits_holds_records_back_without_dead_lettering(env: Env) {
+    let (input, dlq_topic, group) = (env.name("in"), env.name("dlq"), env.name("g"));
+    env.create(&input, 1).await;
+    let values: Vec<(String, u64)> = [1, 2, 100, 3, 666, 4, 101].iter().map(|v| ("k".to_owned(), *v)).collect();
+    env.produce(&input, &values, &Utf8, &BigEndian).await;
+    let up = Arc::new(AtomicBool::new(false));
+    let codec = NeedsRegistry { up: up.clone(), fetched: Default::default() };
+    let (sink, seen) = pbp_dataflow::sink::CollectSink::new();
+    let pipeline = env
+        .dataflow("waits")
+        .source(TopicSource::new(&input, &group, Utf8, codec))
+        .to(sink)
+        .with_dlq(DeadLetterQueue::new(&dlq_topic));
+    let shutdown = Shutdown::new();
+    let running = {
+        let s = shutdown.clone();
+        tokio::spawn(async move { pipeline.run(async move { s.wait().await }).await })
+    };
+    let values_seen = || seen.lock().iter().map(|r| r.value).collect::<Vec<u64>>();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while values_seen().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the records before the waiting one did not flow");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // While the registry is down, nothing after the waiting record moves, and nothing is dead-lettered.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(values_seen(), [1, 2]);
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    while values_seen().len() < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "the held records did not follow: {:?}", values_seen());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.trigger();
+    let stats = running.await.unwrap().unwrap();
+    assert_eq!(values_seen(), [1, 2, 100, 3, 4, 101], "every record, in order");
+    assert_eq!(stats.dead_lettered, 1, "only the record whose schema does not exist");
+    let dead = env.read_all(&dlq_topic).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(BigEndian.decode(dead[0].record.value.as_ref()).map(|v: u64| v).unwrap(), 666);
+}
