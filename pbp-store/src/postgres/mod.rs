@@ -84,11 +84,8 @@ fn migrate(url: &str) -> Result<usize> {
     let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
         .map_err(|source| StoreError::Connect { backend: "postgres", source })?;
     let lock = |sql: String, conn: &mut AsyncConnectionWrapper<AsyncPgConnection>| {
-        diesel::RunQueryDsl::execute(diesel::sql_query(sql), conn).map_err(|source| StoreError::Database {
-            table: "*",
-            operation: "migration lock",
-            source,
-        })
+        diesel::RunQueryDsl::execute(diesel::sql_query(sql), conn)
+            .map_err(|source| StoreError::from_database("*", "migration lock", source))
     };
     lock(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"), &mut conn)?;
     let applied = conn

@@ -19,13 +19,13 @@ pub(crate) fn write_error(table: &'static str, first_key: String, e: DieselError
             | DatabaseErrorKind::NotNullViolation,
             info,
         ) => StoreError::Constraint { table, first_key, message: info.message().to_owned() },
-        source => StoreError::Database { table, operation: "upsert", source },
+        source => StoreError::from_database(table, "upsert", source),
     }
 }
 
 /// Turns a diesel error of a read into a typed error with context.
 pub(crate) fn read_error(table: &'static str) -> impl FnOnce(DieselError) -> StoreError {
-    move |source| StoreError::Database { table, operation: "select", source }
+    move |source| StoreError::from_database(table, "select", source)
 }
 
 /// Splits a chunk's result: `rows` written, of which `existing` were stored before and `changed` were returned
