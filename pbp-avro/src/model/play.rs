@@ -11,14 +11,21 @@ pub enum Side {
     Away,
 }
 
-/// Whether a play is seen for the first time or corrects one already emitted. An Avro (and JSON) string:
-/// `new` or `update`.
+/// Whether a play is seen for the first time, corrects one already emitted, or was deleted from the feed. An
+/// Avro (and JSON) string: `new`, `update` or `delete`.
+///
+/// `delete` was added after the first schema version: the field is a `string`, so the schema is unchanged (same
+/// canonical form, same registry id), but a reader of an older version refuses the value (its record goes to
+/// its dead-letter queue). Consumers (enrich, serve) must be upgraded before the producers (ingest, enrich)
+/// emit it; `docs/avro.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
-    /// First time this play is emitted.
+    /// First time this play is emitted (or emitted again after a deletion: ESPN restored it).
     New,
     /// A correction of a play already emitted (same `play_id`, changed content).
     Update,
+    /// The play disappeared from the feed: the record carries the play's last emitted content.
+    Delete,
 }
 
 /// Serializes a unit-only enum as a plain string (not as a serde enum variant), so that every Avro
@@ -67,7 +74,7 @@ macro_rules! string_enum {
 }
 
 string_enum!(Side { Home => "home", Away => "away" });
-string_enum!(ChangeKind { New => "new", Update => "update" });
+string_enum!(ChangeKind { New => "new", Update => "update", Delete => "delete" });
 
 /// A location on the feed's half-court grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,7 +242,7 @@ mod tests {
             proptest::collection::vec("[0-9]{1,10}", 0..5),
             ".{0,120}",
             "[a-z-]{2,24}",
-            prop_oneof![Just(ChangeKind::New), Just(ChangeKind::Update)],
+            prop_oneof![Just(ChangeKind::New), Just(ChangeKind::Update), Just(ChangeKind::Delete)],
             any::<i64>(),
             proptest::option::of("[0-9]{1,6}"),
             proptest::option::of("[0-9]{1,6}"),
@@ -299,6 +306,8 @@ mod tests {
         assert_eq!(json["change"], "new");
         assert_eq!(serde_json::from_str::<Side>("\"away\"").unwrap(), Side::Away);
         assert_eq!(serde_json::from_str::<ChangeKind>("\"update\"").unwrap(), ChangeKind::Update);
+        assert_eq!(serde_json::from_str::<ChangeKind>("\"delete\"").unwrap(), ChangeKind::Delete);
+        assert_eq!(serde_json::to_value(ChangeKind::Delete).unwrap(), "delete");
         let err = serde_json::from_str::<Side>("\"left\"").unwrap_err().to_string();
         assert!(err.contains("unknown Side \"left\""), "{err}");
     }

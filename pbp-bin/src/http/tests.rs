@@ -145,6 +145,7 @@ pub(crate) fn play(game_id: &str, sequence: i64, game_order: i64) -> PlayRow {
         fetched_at: 1_710_712_900_000,
         enriched_at: 1_710_712_900_100,
         revision: 1,
+        change_number: 0,
     }
 }
 

@@ -4,7 +4,13 @@ use super::*;
 use crate::http::tests::{play, state};
 
 fn changed(row: &pbp_store::PlayRow, revision: i64) -> PlayRevision {
-    PlayRevision { game_id: row.game_id.clone(), play_id: row.play_id.clone(), revision }
+    PlayRevision {
+        game_id: row.game_id.clone(),
+        play_id: row.play_id.clone(),
+        revision,
+        change_number: row.sequence,
+        deleted: false,
+    }
 }
 
 #[tokio::test]

@@ -164,7 +164,14 @@ pub(crate) async fn assert_game(
 
 /// A play without the fields that say when and how often it was delivered, for comparing two runs.
 pub(crate) fn content(play: &PlayRow) -> PlayRow {
-    PlayRow { fetched_at: 0, enriched_at: 0, revision: 0, change: pbp_store::PlayChange::New, ..play.clone() }
+    PlayRow {
+        fetched_at: 0,
+        enriched_at: 0,
+        revision: 0,
+        change_number: 0,
+        change: pbp_store::PlayChange::New,
+        ..play.clone()
+    }
 }
 
 /// A free TCP port on 127.0.0.1 (free when this returns).

@@ -96,4 +96,12 @@ fn migrate(url: &str) -> Result<usize> {
     applied
 }
 
-impl_repository!(PgStore, diesel::pg::Pg, Placeholder::Dollar, Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"));
+impl_repository!(
+    PgStore,
+    diesel::pg::Pg,
+    Placeholder::Dollar,
+    Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
+    // Writers of a game's plays take their change numbers one after the other. `NO KEY`: the foreign-key checks
+    // of game states (`FOR KEY SHARE`) need not wait for it.
+    " FOR NO KEY UPDATE"
+);

@@ -147,4 +147,4 @@ fn spawn_checkpointer(url: &str, alive: std::sync::Weak<()>) -> Result<()> {
     Ok(())
 }
 
-impl_repository!(SqliteStore, diesel::sqlite::Sqlite, Placeholder::Question, None::<&str>);
+impl_repository!(SqliteStore, diesel::sqlite::Sqlite, Placeholder::Question, None::<&str>, "");

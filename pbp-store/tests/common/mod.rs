@@ -167,6 +167,7 @@ pub fn play(game_id: &str, n: i64) -> PlayRow {
         fetched_at: 1_710_712_900_000 + n,
         enriched_at: 1_710_712_900_100 + n,
         revision: 1,
+        change_number: 0,
     }
 }
 
