@@ -22,7 +22,8 @@ const PATIENCE: Duration = Duration::from_secs(300);
 
 async fn live_fake(files: &[&str]) -> anyhow::Result<(FakeEspn, RunningFake, Arc<EspnClient>)> {
     let paths: Vec<_> = files.iter().map(|name| common::fixtures_dir().join(name)).collect();
-    let fake = FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: true })?;
+    let fake =
+        FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: true, deletions: false })?;
     fake.use_manual_clock();
     let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let config = ClientConfig {
@@ -113,6 +114,7 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
                         match change.kind {
                             ChangeKind::New => *new.entry(change.play.play_id).or_default() += 1,
                             ChangeKind::Updated => updated.push(change.play.play_id),
+                            ChangeKind::Deleted => panic!("nothing is deleted: {}", change.play.play_id),
                         }
                     }
                 }

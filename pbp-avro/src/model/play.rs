@@ -294,6 +294,22 @@ mod tests {
         }
     }
 
+    /// Adding `delete` to `change` only changed the field's documentation: the canonical form, and so the
+    /// registry id and every compatibility check, are those of the schema before.
+    #[test]
+    fn the_delete_change_kind_leaves_the_schemas_canonical_form_alone() {
+        let doc_now = r#"\"new\" for a play seen for the first time (or again after a deletion), \"update\" for a correction of a play already emitted, \"delete\" for a play that disappeared from the feed (the record carries its last emitted content). \"delete\" came after the first version: readers must know it before producers write it."#;
+        let doc_before =
+            r#"\"new\" for a play seen for the first time, \"update\" for a correction of a play already emitted."#;
+        for schema in [PlayEvent::SCHEMA, crate::EnrichedEvent::SCHEMA] {
+            assert!(schema.contains(doc_now), "the schema documents delete");
+            let before = schema.replace(doc_now, doc_before);
+            let now = apache_avro::Schema::parse_str(schema).unwrap();
+            let then = apache_avro::Schema::parse_str(&before).unwrap();
+            assert_eq!(now.canonical_form(), then.canonical_form());
+        }
+    }
+
     #[test]
     fn play_event_matches_its_schema() {
         crate::model::schema_check::check(&PlayEvent::example(), &PlayEvent::example_sparse());
