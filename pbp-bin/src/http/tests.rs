@@ -555,8 +555,15 @@ async fn plays_are_gzipped_for_clients_that_accept_it_and_follow_writes() -> any
     let refused = gzip_get("/v1/games/live/plays?since=3", "gzip;q=0, identity").await;
     assert_eq!(refused.header("content-encoding"), None);
     assert_eq!(refused.json(), plain.json());
+    // The first page (with its `next`, made of the game's change number) is cached too, plain and gzipped.
+    let page = get(&server, "/v1/games/live/plays").await.json();
+    assert_eq!(gunzip(&gzip_get("/v1/games/live/plays", "gzip").await), page);
     // A write changes the game's plays: the gzipped answer follows it like the plain one.
     server.repository.upsert_plays(&[play("live", 11, 5)]).await?;
+    let fresh = gunzip(&gzip_get("/v1/games/live/plays", "gzip").await);
+    assert_eq!(fresh["plays"].as_array().map(Vec::len), Some(5), "the cached page was dropped with the write");
+    assert_ne!(fresh["next"], page["next"], "the next cursor moved with the change number");
+    assert_eq!(fresh, get(&server, "/v1/games/live/plays").await.json());
     let after = gunzip(&gzip_get("/v1/games/live/plays?since=3", "gzip").await);
     let sequences: Vec<i64> =
         after["plays"].as_array().unwrap().iter().map(|p| p["sequence"].as_i64().unwrap()).collect();
