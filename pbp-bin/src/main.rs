@@ -7,6 +7,8 @@ mod http;
 mod logging;
 mod pipelines;
 mod push;
+#[cfg(test)]
+mod testing;
 mod topics;
 
 use clap::{Parser, Subcommand};
