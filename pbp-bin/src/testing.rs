@@ -1,13 +1,18 @@
-//! Helpers of the unit tests that need PostgreSQL: a schema of the test's own, dropped at the end.
+//! Helpers of the unit tests: the recorded ESPN files, and for those that need PostgreSQL a schema of the test's
+//! own, dropped at the end.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use pbp_store::{PgConfig, PgStore};
 
-/// True when `PBP_REQUIRE_SERVICES` is set (as in CI): a missing service fails the test instead of skipping it.
-pub(crate) fn services_required() -> bool {
-    std::env::var_os("PBP_REQUIRE_SERVICES").is_some_and(|v| v != "0" && !v.is_empty())
+pub(crate) use pbp_dataflow::testing::services_required;
+
+/// The recorded ESPN responses: `PBP_ESPN_FIXTURES`, or `shared/espn` beside the repository.
+pub(crate) fn fixtures_dir() -> std::path::PathBuf {
+    std::env::var_os("PBP_ESPN_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/espn")))
 }
 
 /// Runs `sql` with `psql` on `url`.

@@ -293,3 +293,122 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
     drop(services);
     Ok(())
 }
+
+/// The `raw.plays` records of `game_id`, in the order ingest sent them (a game is one partition).
+async fn raw_plays_of(kafka: &dyn Transport, game_id: &str) -> anyhow::Result<Vec<pbp_avro::PlayEvent>> {
+    use pbp_dataflow::Codec as _;
+    let registry: Arc<dyn pbp_avro::SchemaRegistry> = Arc::new(pbp_avro::registry::EmbeddedRegistry::new());
+    let codec = pbp_avro::AvroCodec::<pbp_avro::PlayEvent>::for_topic(registry, "raw.plays").await?;
+    let partitions: Vec<u32> = (0..kafka.partitions("raw.plays").await?).collect();
+    let mut records = Vec::new();
+    read_to_end(kafka, "raw.plays", &partitions, |r| {
+        if r.record.key.as_deref() == Some(game_id.as_bytes()) {
+            records.push(r);
+        }
+    })
+    .await?;
+    records.sort_by_key(|r| r.origin.offset);
+    let mut plays = Vec::with_capacity(records.len());
+    for r in &records {
+        // Another process registered the schema: fetch it as a source would.
+        codec.prepare(r.record.value.as_ref()).await?;
+        plays.push(codec.decode(r.record.value.as_ref())?);
+    }
+    Ok(plays)
+}
+
+/// Records that repeat their play's previous record unchanged (what a restarted ingest that forgot what it had
+/// published sends): same content, no deletion in between.
+fn unchanged_repeats(plays: &[pbp_avro::PlayEvent]) -> Vec<String> {
+    // Each play's last published content; `None` after a deletion.
+    let mut last: std::collections::HashMap<&str, Option<pbp_avro::PlayEvent>> = std::collections::HashMap::new();
+    let mut repeats = Vec::new();
+    for play in plays {
+        if play.change == pbp_avro::ChangeKind::Delete {
+            last.insert(&play.play_id, None);
+            continue;
+        }
+        let content = pbp_avro::PlayEvent { fetched_at: 0, change: pbp_avro::ChangeKind::New, ..play.clone() };
+        if last.get(play.play_id.as_str()).is_some_and(|previous| previous.as_ref() == Some(&content)) {
+            repeats.push(play.play_id.clone());
+        }
+        last.insert(&play.play_id, Some(content));
+    }
+    repeats
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_ingest_emits_nothing_it_already_published() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let Some(services) = services(dir.path())? else { return Ok(()) };
+    let game_file = fixtures_dir().join(GAME_FILE);
+    let expected = Expected::from_file(&game_file)?;
+    let fake = FakeEspn::from_files(
+        &[game_file, fixtures_dir().join("nba-teams.json")],
+        FakeOptions { live: true, speed: 150.0, corrections: true, deletions: true },
+    )?;
+    let server = fake.bind("127.0.0.1:0".parse()?).await?;
+    let transport = services.transport();
+    let (registry, registry_url) = start_registry(&transport, dir.path())?;
+    let envs = [
+        ("PBP_TRANSPORT", transport.clone()),
+        ("PBP_SCHEMA_REGISTRY_URL", registry_url.clone()),
+        ("PBP_ESPN_URL", server.base_url()),
+        ("PBP_PLAYS_INTERVAL_MS", "100".to_owned()),
+        ("PBP_SCOREBOARD_INTERVAL_MS", "200".to_owned()),
+    ];
+    let kafka: Arc<dyn Transport> =
+        Arc::new(KafkaTransport::connect(KafkaConfig::new(format!("127.0.0.1:{}", services.kafka_port)))?);
+    let distinct = |plays: &[pbp_avro::PlayEvent]| {
+        plays.iter().map(|p| p.play_id.as_str()).collect::<std::collections::HashSet<_>>().len()
+    };
+
+    let mut ingest = Pbp::start("ingest", &["ingest"], &envs, dir.path())?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        ingest.check_running()?;
+        let published = if kafka.partitions("raw.plays").await.is_ok() {
+            distinct(&raw_plays_of(kafka.as_ref(), &expected.game_id).await?)
+        } else {
+            0
+        };
+        if published >= expected.plays.len() / 3 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no third of the game published within 180 s ({published})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Killed mid-game: no chance to write anything down.
+    ingest.kill9()?;
+    let before_restart = raw_plays_of(kafka.as_ref(), &expected.game_id).await?;
+    let mut ingest = Pbp::start("ingest-restarted", &["ingest"], &envs, dir.path())?;
+
+    // The game runs to its end; then nothing more is published.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last_count = 0;
+    let mut quiet_since = Instant::now();
+    let plays = loop {
+        ingest.check_running()?;
+        let plays = raw_plays_of(kafka.as_ref(), &expected.game_id).await?;
+        if plays.len() != last_count {
+            last_count = plays.len();
+            quiet_since = Instant::now();
+        } else if distinct(&plays) >= expected.plays.len() && quiet_since.elapsed() > Duration::from_secs(4) {
+            break plays;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the game did not end within 300 s ({} records)", plays.len());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(plays.len() > before_restart.len(), "the restarted ingest went on with the game");
+    let repeats = unchanged_repeats(&plays);
+    assert!(repeats.is_empty(), "{} unchanged plays published again after the restart: {repeats:?}", repeats.len());
+    let ids: std::collections::HashSet<&str> = plays.iter().map(|p| p.play_id.as_str()).collect();
+    for (id, _) in &expected.plays {
+        assert!(ids.contains(id.as_str()), "play {id} was published");
+    }
+    ingest.stop()?;
+    registry.stop()?;
+    server.shutdown().await;
+    drop(services);
+    Ok(())
+}

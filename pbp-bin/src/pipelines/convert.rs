@@ -214,6 +214,43 @@ pub(crate) fn play_event(
     })
 }
 
+/// The normalized play a `raw.plays` record was made from, as near as the record allows: what ingest restores its
+/// collectors from after a restart (the last version of each play, which a deletion carries). Not exact: a
+/// missing clock was stored as 0 and a wallclock as milliseconds, which is why the record also carries the
+/// play's fingerprint ([`FINGERPRINT_HEADER`](super::ingest::FINGERPRINT_HEADER)).
+pub(crate) fn normalized_play(event: &PlayEvent) -> NormalizedPlay {
+    let unsigned = |v: i32| u32::try_from(v).unwrap_or_default();
+    NormalizedPlay {
+        game_id: event.game_id.clone(),
+        play_id: event.play_id.clone(),
+        sequence: u64::try_from(event.sequence).ok(),
+        period: unsigned(event.period),
+        clock_seconds: Some(event.clock_seconds),
+        game_seconds_left: Some(event.game_seconds_left),
+        event_type: event.event_type.parse().unwrap_or(pbp_espn::EventType::Other),
+        espn_type_id: event.espn_type_id.clone(),
+        espn_type_text: event.espn_type_text.clone(),
+        team_id: event.team_id.clone(),
+        side: event.side.map(|s| match s {
+            Side::Home => pbp_espn::Side::Home,
+            Side::Away => pbp_espn::Side::Away,
+        }),
+        home_score: unsigned(event.home_score),
+        away_score: unsigned(event.away_score),
+        score_value: unsigned(event.score_value),
+        scoring_play: event.scoring_play,
+        shooting_play: event.shooting_play,
+        shot_value: event.shot_value.map(unsigned),
+        coordinate: event
+            .coordinate
+            .as_ref()
+            .map(|c| pbp_espn::normalize::CourtLocation { x: i64::from(c.x), y: i64::from(c.y) }),
+        wallclock: event.wallclock.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()).map(|t| t.to_string()),
+        participants: event.participants.clone(),
+        text: event.text.clone(),
+    }
+}
+
 /// A game row from a scoreboard record.
 pub(crate) fn game_row(event: &ScoreboardEvent) -> GameRow {
     GameRow {
@@ -328,6 +365,24 @@ pub(crate) fn game_state_row(s: &GameState) -> GameStateRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_play_converts_back_to_the_record_it_came_from() -> anyhow::Result<()> {
+        // Every play of a recorded game: the normalized play rebuilt from its record makes the same record again,
+        // so a deletion restored after a restart carries the content ingest published.
+        let path = crate::testing::fixtures_dir().join("nba-summary-401810084.json");
+        let summary = pbp_espn::model::parse_summary(&std::fs::read(path)?)?;
+        let (_, plays) = pbp_espn::normalize::normalize_summary(&summary, None);
+        assert!(plays.len() > 400);
+        for play in &plays {
+            let teams = (Some("1".to_owned()), Some("2".to_owned()));
+            let Ok(event) = play_event(play, League::Nba, ChangeKind::New, teams.clone(), 7) else { continue };
+            let again = play_event(&normalized_play(&event), League::Nba, ChangeKind::New, teams, 7)
+                .map_err(anyhow::Error::msg)?;
+            assert_eq!(again, event, "play {}", play.play_id);
+        }
+        Ok(())
+    }
 
     #[test]
     fn timestamps_in_both_precisions() {

@@ -30,6 +30,10 @@ use serde::Serialize;
 use super::convert::{now_millis, play_event, scoreboard_event, sides, team_key, team_row, us_day};
 use crate::topics;
 
+/// The header of a `raw.plays` record with the fingerprint (16 hex digits) of the normalized play it was made
+/// from: what a restarted ingest restores its snapshot diff from, exactly, where the record alone cannot tell.
+pub(crate) const FINGERPRINT_HEADER: &str = "pbp.play.fingerprint";
+
 /// What ingest has sent so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct IngestStats {
@@ -101,6 +105,11 @@ impl Ingest {
             ],
             stats: IngestStats::default(),
         })
+    }
+
+    /// The codec of `raw.plays`.
+    pub(crate) fn play_codec(&self) -> &AvroCodec<PlayEvent> {
+        &self.plays
     }
 
     /// What was sent so far.
@@ -241,7 +250,13 @@ impl Ingest {
         match play_event(play, league, kind, teams, now) {
             Ok(event) => {
                 let value = self.plays.encode(&event)?;
-                self.queue(topics::RAW_PLAYS, &event.game_id, value);
+                let mut record = RawRecord::new(Some(Bytes::copy_from_slice(event.game_id.as_bytes())), value);
+                // What a restarted ingest restores its snapshot diff from (see `live::restore_states`).
+                let fingerprint = format!("{:016x}", diff::fingerprint(play));
+                record.headers.insert(FINGERPRINT_HEADER, Bytes::from(fingerprint));
+                if let Some((_, records)) = self.pending.iter_mut().find(|(t, _)| *t == topics::RAW_PLAYS) {
+                    records.push(OutgoingRecord::from(record));
+                }
                 self.stats.plays += 1;
             }
             Err(reason) => {

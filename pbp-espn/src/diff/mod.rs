@@ -21,11 +21,14 @@
 //!
 //! # Restart rule
 //!
-//! The state is rebuilt from the plays already emitted for the game, the latest version per play id, via
-//! [`GameSnapshotState::restore`]. The intended source is the `raw.plays` topic (compacted by play id, so it
-//! holds exactly the latest emitted version of each play) or, equivalently, the store's play table. Because the
-//! restored fingerprints are computed from the same [`NormalizedPlay`]s the diff emits, the first snapshot after a
-//! restart emits only what changed while the process was down.
+//! The state is rebuilt from the plays already emitted for the game, the latest version per play id (a play whose
+//! latest emission is a deletion is left out), via [`GameSnapshotState::restore`] or
+//! [`GameSnapshotState::restore_fingerprinted`]. The first snapshot after a restart then emits only what changed
+//! while the process was down. The restored fingerprints must be those the plays were emitted with: a play
+//! converted back from a stored record (a topic's, or a database row) is not always byte-for-byte the
+//! [`NormalizedPlay`] it was made from (a missing clock stored as 0, a timestamp re-formatted), so an emitter that
+//! restores from its own output keeps each play's [`fingerprint`] with it. Fingerprints use FNV-1a, whose output is
+//! fixed, so they stay valid across restarts and upgrades (on the same platform).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -128,6 +131,16 @@ impl GameSnapshotState {
         GameSnapshotState { plays, ..GameSnapshotState::default() }
     }
 
+    /// State rebuilt from plays already emitted, each with the [`fingerprint`] it was emitted with (see the
+    /// module's restart rule). When a play id occurs more than once, the last one wins.
+    pub fn restore_fingerprinted(emitted: impl IntoIterator<Item = (NormalizedPlay, u64)>) -> GameSnapshotState {
+        let plays = emitted
+            .into_iter()
+            .map(|(play, fingerprint)| (play.play_id.clone(), Tracked::emitted(play, fingerprint)))
+            .collect();
+        GameSnapshotState { plays, ..GameSnapshotState::default() }
+    }
+
     /// Deletes a play after `snapshots` consecutive snapshots without it (0: never).
     #[must_use]
     pub fn with_delete_after(mut self, snapshots: u32) -> GameSnapshotState {
@@ -225,8 +238,10 @@ impl GameSnapshotState {
 }
 
 /// A hash of everything that makes a play's content; a different fingerprint for the same id is a correction.
-fn fingerprint(play: &NormalizedPlay) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+/// FNV-1a: the same play has the same fingerprint in every process, so an emitter can store it with the play and
+/// restore it after a restart ([`GameSnapshotState::restore_fingerprinted`]).
+pub fn fingerprint(play: &NormalizedPlay) -> u64 {
+    let mut hasher = fnv::FnvHasher::default();
     play.sequence.hash(&mut hasher);
     play.period.hash(&mut hasher);
     play.clock_seconds.map(f64::to_bits).hash(&mut hasher);

@@ -93,6 +93,50 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every event type.
+    pub const ALL: [EventType; 40] = [
+        EventType::JumpShot,
+        EventType::Layup,
+        EventType::Dunk,
+        EventType::HookShot,
+        EventType::TipShot,
+        EventType::FreeThrow,
+        EventType::OffensiveRebound,
+        EventType::DefensiveRebound,
+        EventType::DeadBallRebound,
+        EventType::BadPassTurnover,
+        EventType::LostBallTurnover,
+        EventType::Traveling,
+        EventType::OffensiveFoulTurnover,
+        EventType::ShotClockTurnover,
+        EventType::OutOfBoundsTurnover,
+        EventType::BackcourtTurnover,
+        EventType::DribbleTurnover,
+        EventType::SecondsViolationTurnover,
+        EventType::Turnover,
+        EventType::Steal,
+        EventType::Block,
+        EventType::PersonalFoul,
+        EventType::ShootingFoul,
+        EventType::OffensiveFoul,
+        EventType::LooseBallFoul,
+        EventType::TakeFoul,
+        EventType::TechnicalFoul,
+        EventType::FlagrantFoul,
+        EventType::Timeout,
+        EventType::Substitution,
+        EventType::JumpBall,
+        EventType::Violation,
+        EventType::Goaltending,
+        EventType::Challenge,
+        EventType::Review,
+        EventType::Ejection,
+        EventType::StartPeriod,
+        EventType::EndPeriod,
+        EventType::EndGame,
+        EventType::Other,
+    ];
+
     /// The snake_case name, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -148,6 +192,20 @@ impl EventType {
     }
 }
 
+/// A name that is not one of [`EventType::as_str`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event type {0:?}")]
+pub struct UnknownEventType(pub String);
+
+impl std::str::FromStr for EventType {
+    type Err = UnknownEventType;
+
+    /// The event type named `name` (as [`EventType::as_str`] writes it).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        EventType::ALL.into_iter().find(|e| e.as_str() == name).ok_or_else(|| UnknownEventType(name.to_owned()))
+    }
+}
+
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -157,6 +215,16 @@ impl fmt::Display for EventType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_name_parses_back() {
+        for event in EventType::ALL {
+            assert_eq!(event.as_str().parse::<EventType>(), Ok(event));
+        }
+        let names: std::collections::HashSet<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names.len(), EventType::ALL.len(), "distinct names");
+        assert!("slam".parse::<EventType>().is_err());
+    }
 
     #[test]
     fn as_str_matches_serde() {

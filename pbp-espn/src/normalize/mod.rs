@@ -11,7 +11,7 @@ pub mod fallback;
 pub mod table;
 
 pub use clock::parse_display_clock;
-pub use event_type::EventType;
+pub use event_type::{EventType, UnknownEventType};
 
 use serde::Serialize;
 
