@@ -16,9 +16,9 @@ pub(crate) fn fixtures_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/espn")))
 }
 
-pub(crate) fn services_required() -> bool {
-    std::env::var_os("PBP_REQUIRE_SERVICES").is_some_and(|v| v != "0" && !v.is_empty())
-}
+/// One reading of `PBP_REQUIRE_SERVICES` for the whole workspace.
+#[allow(unused_imports)] // each test binary uses a different part
+pub(crate) use pbp_dataflow::testing::services_required;
 
 /// A `pbp` child process, killed when dropped (also when an assertion fails).
 pub(crate) struct Pbp {

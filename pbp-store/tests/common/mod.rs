@@ -10,10 +10,9 @@ use pbp_store::{
     TeamCounters, TeamRow,
 };
 
-/// True when `PBP_REQUIRE_SERVICES=1`: PostgreSQL and Redis tests must run and fail if the service is missing.
-pub fn services_required() -> bool {
-    std::env::var("PBP_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
+/// True when `PBP_REQUIRE_SERVICES` is set (CI sets it to 1): PostgreSQL and Redis tests must run and fail if the
+/// service is missing. One reading of the variable for the whole workspace.
+pub use pbp_dataflow::testing::services_required;
 
 /// The base URL of the test PostgreSQL database.
 pub fn pg_url() -> String {
