@@ -125,6 +125,7 @@ where
 mod tests {
     use std::sync::Arc;
 
+    use async_trait::async_trait;
     use bytes::Bytes;
 
     use super::*;
@@ -176,6 +177,64 @@ mod tests {
         assert!(matches!(op.process(Record::new("t1".into(), 1)), Outcome::Drop), "tombstone deletes");
         assert!(matches!(op.process(Record::new("t2".into(), 1)), Outcome::Emit(r) if r.value == "1@New"));
         assert!(matches!(op.process(Record::new("nope".into(), 1)), Outcome::Drop));
+    }
+
+    /// The embedded log, whose end offsets cannot be had `failures` times (a broker that is restarting).
+    struct Unreachable {
+        inner: EmbeddedTransport,
+        failures: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl crate::transport::Transport for Unreachable {
+        fn kind(&self) -> &'static str {
+            "unreachable"
+        }
+        async fn ensure_topic(&self, spec: &crate::transport::TopicSpec) -> Result<u32, crate::TransportError> {
+            self.inner.ensure_topic(spec).await
+        }
+        async fn partitions(&self, topic: &str) -> Result<u32, crate::TransportError> {
+            self.inner.partitions(topic).await
+        }
+        fn producer(&self) -> Result<Arc<dyn crate::transport::Producer>, crate::TransportError> {
+            self.inner.producer()
+        }
+        async fn consumer(
+            &self,
+            options: &crate::transport::ConsumerOptions,
+        ) -> Result<Box<dyn crate::transport::Consumer>, crate::TransportError> {
+            self.inner.consumer(options).await
+        }
+        async fn reader(
+            &self,
+            topic: &str,
+            partitions: Option<&[u32]>,
+        ) -> Result<Box<dyn crate::transport::Consumer>, crate::TransportError> {
+            self.inner.reader(topic, partitions).await
+        }
+        async fn end_offsets(&self, topic: &str, partitions: &[u32]) -> Result<Vec<u64>, crate::TransportError> {
+            let left = self.failures.load(std::sync::atomic::Ordering::SeqCst);
+            if left > 0 {
+                self.failures.store(left - 1, std::sync::atomic::Ordering::SeqCst);
+                return Err(crate::TransportError::client("watermarks", "broker not reachable"));
+            }
+            self.inner.end_offsets(topic, partitions).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_cannot_say_where_the_table_ends_is_waited_for() {
+        let (log, _, table) = setup(2).await;
+        let transport = Arc::new(Unreachable { inner: EmbeddedTransport::new(log.clone()), failures: 0.into() });
+        let cx = OpenContext { pipeline: "test".into(), transport: transport.clone() };
+        let mut op = join_op(&table);
+        op.open(&cx).await.unwrap();
+        log.append("teams", None, RawRecord::new(Some(Bytes::from_static(b"t9")), Some(Bytes::from_static(b"Nine"))))
+            .await
+            .unwrap();
+        transport.failures.store(2, std::sync::atomic::Ordering::SeqCst);
+        op.before_batch().await.expect("the catch-up waits for the broker instead of failing the pipeline");
+        assert!(matches!(op.process(Record::new("t9".into(), 1)), Outcome::Emit(r) if r.value == "1@Nine"));
     }
 
     #[tokio::test]

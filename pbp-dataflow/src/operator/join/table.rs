@@ -88,7 +88,7 @@ impl<K: std::hash::Hash + Eq + Send, V: Send> Materialized<K, V> {
             return Err(Error::Config(format!("global table {} used before the pipeline opened it", self.table.topic)));
         };
         let topic = self.table.topic.clone();
-        let ends = source.transport.end_offsets(&topic, &source.partitions).await?;
+        let ends = end_offsets_when_reachable(source.transport.as_ref(), &topic, &source.partitions).await;
         let mut buf = Vec::new();
         loop {
             let done = source
@@ -105,6 +105,23 @@ impl<K: std::hash::Hash + Eq + Send, V: Send> Materialized<K, V> {
             }
             // As in `read_until`: a long topic must not keep the thread from what runs beside it.
             tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// The end offsets of the table's partitions. A broker that cannot answer (restarting, unreachable beyond the
+/// client's own request timeout) is waited for, with a backoff from 100 ms to 5 s: the batch cannot be joined
+/// before the table has caught up, and a broker outage is no reason to stop the pipeline.
+async fn end_offsets_when_reachable(transport: &dyn Transport, topic: &str, partitions: &[u32]) -> Vec<u64> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match transport.end_offsets(topic, partitions).await {
+            Ok(ends) => return ends,
+            Err(error) => {
+                tracing::warn!(%error, table = topic, ?backoff, "Cannot learn where the table ends; waiting for the broker.");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }
