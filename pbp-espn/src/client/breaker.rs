@@ -5,10 +5,13 @@
 //! time is let through (others are refused as if open, retry soon); `success_threshold` consecutive successful
 //! probes close it, a failed probe opens it again for another `open_duration`.
 //!
-//! Time is passed in (`now`), so the state machine is tested without sleeping. (The maintained breaker crates
-//! either pull in their own runtime abstractions or lack the half-open success count, hence this module.)
+//! Time is passed in (`now`, on Tokio's clock so that a paused test clock drives it), so the state machine is
+//! tested without sleeping. (The maintained breaker crates either pull in their own runtime abstractions or
+//! lack the half-open success count, hence this module.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// How soon a request refused because a half-open probe is out may try again.
 const HALF_OPEN_RETRY: Duration = Duration::from_millis(250);

@@ -20,7 +20,7 @@ mod retry_after;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH};
@@ -30,6 +30,7 @@ use reqwest::StatusCode;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::RetryTransientMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
+use tokio::time::Instant;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use metrics::PollOutcome;
