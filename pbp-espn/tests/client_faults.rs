@@ -193,6 +193,45 @@ async fn the_breaker_opens_refuses_then_half_opens_and_closes() -> anyhow::Resul
 }
 
 #[tokio::test]
+async fn a_request_admitted_while_closed_is_not_the_half_open_probe() -> anyhow::Result<()> {
+    const SLOW_GAME: &str = "401828387";
+    let (fake, running) = start().await?;
+    let mut registry = Registry::default();
+    let mut config = fast_config(&running.base_url());
+    config.retry.max_attempts = 1;
+    config.breaker =
+        BreakerConfig { failure_threshold: 2, open_duration: Duration::from_millis(300), success_threshold: 1 };
+    let client = std::sync::Arc::new(EspnClient::new(config, &mut registry)?);
+    // A summary request goes out while the breaker is closed and answers (200) only after the breaker has opened
+    // and turned half-open.
+    fake.push_fault(FaultRule::times(SLOW_GAME, Fault::Delay(Duration::from_millis(900)), 1));
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move { client.summary(League::MensCollege, SLOW_GAME).await.map(|_| ()) }
+    });
+    let admitted = Instant::now();
+    while fake.request_count(&format!("summary?event={SLOW_GAME}")) == 0 {
+        assert!(admitted.elapsed() < Duration::from_secs(5), "the slow request never reached the server");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    fake.push_fault(FaultRule::always(SUMMARY, Fault::Status(503)));
+    for _ in 0..2 {
+        assert!(client.summary(League::Nba, GAME).await.is_err());
+    }
+    assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::Open);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::HalfOpen);
+    slow.await??;
+    // Its success says nothing about the server since the breaker opened: no probe has answered yet.
+    assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::HalfOpen);
+    fake.clear_faults();
+    assert!(client.summary(League::Nba, GAME).await.is_ok(), "the probe");
+    assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::Closed);
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn conditional_requests_reuse_the_last_body() -> anyhow::Result<()> {
     let (fake, running) = start().await?;
     let mut registry = Registry::default();

@@ -32,7 +32,7 @@ use reqwest_retry::RetryTransientMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
 use tokio::time::Instant;
 
-pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit, PermitKind, Recorded};
 pub use metrics::PollOutcome;
 
 use crate::League;
@@ -353,12 +353,15 @@ impl EspnClient {
         url: &str,
         parse: fn(&[u8]) -> Result<T, ParseError>,
     ) -> Result<Fetched<T>, ClientError> {
-        if let Some(breaker) = self.breakers.lock().get_mut(&endpoint)
-            && let Err(retry_in) = breaker.try_acquire(Instant::now())
-        {
-            self.metrics.poll(endpoint, PollOutcome::BreakerOpen);
-            return Err(ClientError::BreakerOpen { endpoint, retry_in });
-        }
+        let admitted = self.breakers.lock().get_mut(&endpoint).map(|breaker| breaker.try_acquire(Instant::now()));
+        let permit = match admitted {
+            Some(Ok(permit)) => Some(permit),
+            Some(Err(retry_in)) => {
+                self.metrics.poll(endpoint, PollOutcome::BreakerOpen);
+                return Err(ClientError::BreakerOpen { endpoint, retry_in });
+            }
+            None => None,
+        };
         let result = self.fetch_body(endpoint, url).await.and_then(|(body, not_modified)| match parse(&body) {
             Ok(value) => Ok(Fetched { value, not_modified }),
             Err(source) => {
@@ -373,12 +376,14 @@ impl EspnClient {
         self.metrics.poll(endpoint, outcome);
         let state = {
             let mut breakers = self.breakers.lock();
-            breakers.get_mut(&endpoint).map(|breaker| {
+            breakers.get_mut(&endpoint).zip(permit).map(|(breaker, permit)| {
                 let now = Instant::now();
+                // A stale outcome (the breaker changed state while the request was out) is left out on purpose:
+                // see `CircuitBreaker`.
                 if counts_as_failure {
-                    breaker.on_failure(now)
+                    breaker.on_failure(permit, now);
                 } else {
-                    breaker.on_success(now)
+                    breaker.on_success(permit, now);
                 }
                 breaker.state(now)
             })
