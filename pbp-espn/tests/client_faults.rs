@@ -193,6 +193,37 @@ async fn the_breaker_opens_refuses_then_half_opens_and_closes() -> anyhow::Resul
 }
 
 #[tokio::test]
+async fn the_breaker_gauge_turns_half_open_when_the_open_time_is_up_without_any_request() -> anyhow::Result<()> {
+    let (fake, running) = start().await?;
+    let mut registry = Registry::default();
+    let mut config = fast_config(&running.base_url());
+    config.retry.max_attempts = 1;
+    config.breaker =
+        BreakerConfig { failure_threshold: 2, open_duration: Duration::from_secs(60), success_threshold: 1 };
+    let client = EspnClient::new(config, &mut registry)?;
+    fake.push_fault(FaultRule::always(SUMMARY, Fault::Status(503)));
+    for _ in 0..2 {
+        assert!(client.summary(League::Nba, GAME).await.is_err());
+    }
+    let text = metrics_text(&registry)?;
+    assert!(text.contains(r#"espn_breaker_state{endpoint="summary"} 2"#), "{text}");
+    assert!(text.contains(r#"espn_breaker_state{endpoint="teams"} 0"#), "every endpoint is reported: {text}");
+
+    // Nothing is sent from here on: the clock alone moves the breaker, and the gauge follows.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(59)).await;
+    let text = metrics_text(&registry)?;
+    assert!(text.contains(r#"espn_breaker_state{endpoint="summary"} 2"#), "{text}");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let text = metrics_text(&registry)?;
+    assert!(text.contains(r#"espn_breaker_state{endpoint="summary"} 1"#), "{text}");
+    assert_eq!(fake.request_count(SUMMARY), 2);
+    tokio::time::resume();
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_request_admitted_while_closed_is_not_the_half_open_probe() -> anyhow::Result<()> {
     const SLOW_GAME: &str = "401828387";
     let (fake, running) = start().await?;

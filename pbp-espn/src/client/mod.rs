@@ -7,7 +7,8 @@
 //! * conditional requests: `ETag`/`Last-Modified` are remembered per URL and sent back; a `304` reuses the
 //!   last body ([`Fetched::not_modified`] tells the caller nothing changed);
 //! * one [`CircuitBreaker`] per [`Endpoint`]; a refused request costs nothing on the network;
-//! * metrics `espn_polls_total{endpoint,outcome}` and `espn_breaker_state{endpoint}` in the caller's registry.
+//! * metrics `espn_polls_total{endpoint,outcome}` and `espn_breaker_state{endpoint}` in the caller's registry (the
+//!   gauge reads the breakers at each scrape, so it shows a timed open-to-half-open change with no request).
 //!
 //! A logical request counts once for the breaker, after its retries: transport errors, 5xx, 429 and bodies
 //! that do not parse are failures; 2xx, 304 and other 4xx (the service answered; the request was wrong) are
@@ -20,6 +21,7 @@ mod retry_after;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,7 +40,7 @@ pub use metrics::PollOutcome;
 use crate::League;
 use crate::model::{self, CdnPlayByPlay, CorePlaysPage, ParseError, Scoreboard, Summary, TeamsResponse};
 use conditional::ConditionalCache;
-use metrics::ClientMetrics;
+use metrics::{Breakers, ClientMetrics};
 use retry_after::RetryAfterMiddleware;
 
 /// The ESPN endpoints, each with its own circuit breaker and metric label.
@@ -233,7 +235,7 @@ pub struct Fetched<T> {
 pub struct EspnClient {
     http: ClientWithMiddleware,
     config: ClientConfig,
-    breakers: Mutex<HashMap<Endpoint, CircuitBreaker>>,
+    breakers: Breakers,
     conditional: ConditionalCache,
     metrics: ClientMetrics,
 }
@@ -260,12 +262,14 @@ impl EspnClient {
             .with(RetryTransientMiddleware::new_with_policy(policy))
             .with(RetryAfterMiddleware { max_wait: max })
             .build();
-        let breakers = Endpoint::ALL.into_iter().map(|e| (e, CircuitBreaker::new(config.breaker))).collect();
+        let breakers: HashMap<_, _> =
+            Endpoint::ALL.into_iter().map(|e| (e, CircuitBreaker::new(config.breaker))).collect();
+        let breakers = Arc::new(Mutex::new(breakers));
         Ok(EspnClient {
             http,
             conditional: ConditionalCache::new(config.conditional_cache_entries),
-            metrics: ClientMetrics::register(registry),
-            breakers: Mutex::new(breakers),
+            metrics: ClientMetrics::register(registry, breakers.clone()),
+            breakers,
             config,
         })
     }
@@ -374,22 +378,15 @@ impl EspnClient {
             Err((outcome, _)) => (*outcome, *outcome != PollOutcome::ClientError),
         };
         self.metrics.poll(endpoint, outcome);
-        let state = {
-            let mut breakers = self.breakers.lock();
-            breakers.get_mut(&endpoint).zip(permit).map(|(breaker, permit)| {
-                let now = Instant::now();
-                // A stale outcome (the breaker changed state while the request was out) is left out on purpose:
-                // see `CircuitBreaker`.
-                if counts_as_failure {
-                    breaker.on_failure(permit, now);
-                } else {
-                    breaker.on_success(permit, now);
-                }
-                breaker.state(now)
-            })
-        };
-        if let Some(state) = state {
-            self.metrics.set_breaker_state(endpoint, state);
+        if let (Some(breaker), Some(permit)) = (self.breakers.lock().get_mut(&endpoint), permit) {
+            let now = Instant::now();
+            // A stale outcome (the breaker changed state while the request was out) is left out on purpose: see
+            // `CircuitBreaker`.
+            if counts_as_failure {
+                breaker.on_failure(permit, now);
+            } else {
+                breaker.on_success(permit, now);
+            }
         }
         result.map_err(|(_, error)| error)
     }
