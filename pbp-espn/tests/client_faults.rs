@@ -107,6 +107,26 @@ async fn rate_limits_are_retried_after_the_servers_delay() -> anyhow::Result<()>
 }
 
 #[tokio::test]
+async fn no_retry_after_wait_follows_the_last_attempt() -> anyhow::Result<()> {
+    let (fake, running) = start().await?;
+    let mut registry = Registry::default();
+    let mut config = fast_config(&running.base_url());
+    config.retry.max_attempts = 2;
+    config.retry.backoff_max = Duration::from_secs(5);
+    let client = EspnClient::new(config, &mut registry)?;
+    fake.push_fault(FaultRule::always(SUMMARY, Fault::RateLimited { retry_after_secs: 2 }));
+    let started = Instant::now();
+    let error = client.summary(League::Nba, GAME).await.err();
+    let took = started.elapsed();
+    assert!(matches!(error, Some(ClientError::Status { status: 429, .. })), "{error:?}");
+    assert_eq!(fake.request_count(SUMMARY), 2);
+    // One wait of 2 s before the retry; waiting again after the second 429 would make it 4 s.
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_millis(3500), "took {took:?}");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn slow_responses_time_out_and_are_retried() -> anyhow::Result<()> {
     let (fake, running) = start().await?;
     let mut registry = Registry::default();

@@ -30,8 +30,6 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use reqwest::StatusCode;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use reqwest_retry::RetryTransientMiddleware;
-use reqwest_retry::policies::ExponentialBackoff;
 use tokio::time::Instant;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit, PermitKind, Recorded};
@@ -41,7 +39,6 @@ use crate::League;
 use crate::model::{self, CdnPlayByPlay, CorePlaysPage, ParseError, Scoreboard, Summary, TeamsResponse};
 use conditional::ConditionalCache;
 use metrics::{Breakers, ClientMetrics};
-use retry_after::RetryAfterMiddleware;
 
 /// The ESPN endpoints, each with its own circuit breaker and metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -253,15 +250,8 @@ impl EspnClient {
             .gzip(true)
             .build()
             .map_err(ClientError::Build)?;
-        let base = config.retry.backoff_base;
-        let max = config.retry.backoff_max.max(base);
-        let policy = ExponentialBackoff::builder()
-            .retry_bounds(base, max)
-            .build_with_max_retries(config.retry.max_attempts.saturating_sub(1));
-        let http = ClientBuilder::new(reqwest_client)
-            .with(RetryTransientMiddleware::new_with_policy(policy))
-            .with(RetryAfterMiddleware { max_wait: max })
-            .build();
+        let (retry, retry_after) = retry_after::retry_middlewares(&config.retry);
+        let http = ClientBuilder::new(reqwest_client).with(retry).with(retry_after).build();
         let breakers: HashMap<_, _> =
             Endpoint::ALL.into_iter().map(|e| (e, CircuitBreaker::new(config.breaker))).collect();
         let breakers = Arc::new(Mutex::new(breakers));
