@@ -1,5 +1,6 @@
 //! `pbp`: the Play-by-Play command as a library. A thin composition of the library crates; each subcommand
-//! lives in its own module under `cmd/`. The `pbp` binary (`main.rs`) only calls [`run`].
+//! lives in its own module under `cmd/`. The `pbp` binary (`main.rs`) only calls [`run`]; being a library
+//! lets the fuzz targets under `pbp-bin/fuzz/` reach the request parsers through [`fuzzing`].
 #![forbid(unsafe_code)]
 
 mod cmd;
@@ -8,6 +9,9 @@ mod logging;
 mod pipelines;
 mod push;
 mod topics;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 use clap::{Parser, Subcommand};
 
