@@ -172,13 +172,14 @@ async fn schema_by_id_is_fetched_once() {
     fake.finish();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blocking_lookup_inside_a_runtime() {
-    // What a codec does on a cache miss inside `decode`, called from async code.
+#[tokio::test]
+async fn a_fetched_schema_is_at_hand_without_waiting() {
+    // What a codec's `decode` may use: nothing before the fetch (it never blocks on a lookup), the schema after.
     let fake = Fake::expecting(&["schema_by_id"]).await;
     let client = fake.client();
-    let schema = tokio::task::block_in_place(|| client.schema_by_id_blocking(1)).unwrap();
-    assert_eq!(&*schema, r#"{"type": "string"}"#);
+    assert!(client.schema_at_hand(1).is_none());
+    client.schema_by_id(1).await.unwrap();
+    assert_eq!(client.schema_at_hand(1).unwrap().unwrap().as_ref(), r#"{"type": "string"}"#);
     fake.finish();
 }
 

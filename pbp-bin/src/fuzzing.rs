@@ -16,6 +16,7 @@ use pbp_espn::{GameSnapshotState, League};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use crate::http::error::ApiError;
 use crate::http::routes::{self, Params, Route};
 use crate::http::ws::session::{End, read_client};
 use crate::http::ws::{WsSettings, session_config};
@@ -185,9 +186,10 @@ fn round_trip<T: AvroRecord>(codec: &AvroCodec<T>, message: &[u8]) {
     assert_eq!(first, second, "{} must encode the same after a round trip", T::FULL_NAME);
 }
 
-/// An HTTP request target (`/v1/games/1/plays?since=3`) as the REST server reads it: the URI hyper parses, the
-/// route matched on its path, then that route's query parameters as the handler parses them. Every query
-/// parser is also run on the query, so that each is reached whatever the path.
+/// An HTTP request target (`/v1/games/1/plays?cursor=...`) as the REST server reads it: the URI hyper parses,
+/// the route matched on its path, then that route's query parameters as the handler parses them. Every query
+/// parser is also run on the query (the plays one for a fixed game id), so that each is reached whatever the
+/// path. A plays cursor that decodes must encode back to a cursor that decodes the same.
 pub fn rest_request_target(data: &[u8]) {
     let Ok(uri) = hyper::Uri::try_from(data) else { return };
     let query = uri.query();
@@ -198,13 +200,9 @@ pub fn rest_request_target(data: &[u8]) {
             Route::Games => {
                 let _ = parse(&route).and_then(|p| routes::games_query(&p));
             }
-            Route::Plays(_) => {
-                if let Ok(query) = parse(&route).and_then(|p| routes::plays_query(&p)) {
-                    let _ = routes::plays_cache_field(&query);
-                }
-            }
+            Route::Plays(id) => plays_request(parse(&route), id),
             Route::Ws(_) => {
-                let _ = parse(&route).and_then(|p| routes::ws_since(&p));
+                let _ = parse(&route).and_then(|p| routes::ws_resume(&p));
             }
             Route::Teams => {
                 let _ = parse(&route).and_then(|p| routes::teams_league(&p));
@@ -216,9 +214,18 @@ pub fn rest_request_target(data: &[u8]) {
         }
     }
     let _ = parse(&Route::Games).and_then(|p| routes::games_query(&p));
-    let _ = parse(&Route::Plays(String::new())).and_then(|p| routes::plays_query(&p));
-    let _ = parse(&Route::Ws(String::new())).and_then(|p| routes::ws_since(&p));
+    plays_request(parse(&Route::Plays(String::new())), "401585607");
+    let _ = parse(&Route::Ws(String::new())).and_then(|p| routes::ws_resume(&p));
     let _ = parse(&Route::Teams).and_then(|p| routes::teams_league(&p));
+}
+
+fn plays_request(params: Result<Params, ApiError>, game_id: &str) {
+    let Ok(request) = params.and_then(|p| routes::plays_request(&p, game_id)) else { return };
+    let _ = request.cache_field(game_id);
+    if let routes::PlaysRequest::Page { cursor: Some(cursor), .. } = request {
+        let again = routes::Cursor::decode(&cursor.encode(game_id), game_id).ok();
+        assert_eq!(again, Some(cursor), "a cursor the API writes decodes to itself");
+    }
 }
 
 /// Bytes a WebSocket client sends after the handshake, read by a session's real reader (the server side of

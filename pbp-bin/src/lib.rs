@@ -8,6 +8,8 @@ mod http;
 mod logging;
 mod pipelines;
 mod push;
+#[cfg(test)]
+mod testing;
 mod topics;
 
 #[doc(hidden)]

@@ -4,7 +4,8 @@
 //! server's live replay of a recorded game.
 //!
 //! Midway, the enrich process is killed with SIGKILL and restarted: PostgreSQL must still end with every play
-//! exactly once, in game order, and the right game state. The first summary ESPN serves is malformed: it goes to
+//! exactly once, in game order, and the right game state; the basket the replay logs twice and removes must
+//! end as a tombstone, out of the plays and the state. The first summary ESPN serves is malformed: it goes to
 //! `dlq.ingest` with the reason, and the rest of the game still lands.
 //!
 //! Needs `tansu` (on `PATH`, or `PBP_TANSU`), PostgreSQL and Redis; skipped when one is missing unless
@@ -17,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Expected, Pbp, assert_game, fixtures_dir, free_port, services_required, wait_for_game};
+use common::{Expected, Pbp, assert_deleted, assert_game, fixtures_dir, free_port, services_required, wait_for_game};
 use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
 use pbp_dataflow::transport::read_to_end;
 use pbp_dataflow::{Transport, dlq};
@@ -189,11 +190,12 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
     let expected = Expected::from_file(&game_file)?;
     let fake = FakeEspn::from_files(
         &[game_file, fixtures_dir().join("nba-teams.json")],
-        FakeOptions { live: true, speed: 150.0, corrections: true },
+        FakeOptions { live: true, speed: 150.0, corrections: true, deletions: true },
     )?;
     // The first summary fetched is an HTML error page with status 200.
     fake.push_fault(FaultRule::times("/summary", Fault::Malformed, 1));
     let corrections = fake.corrections();
+    let deletions = fake.deletions();
     let server = fake.bind("127.0.0.1:0".parse()?).await?;
 
     let transport = services.transport();
@@ -263,6 +265,9 @@ async fn ingest_enrich_serve_as_processes_survive_a_killed_enrich() -> anyhow::R
     }
     waited?;
     assert_game(&store, &expected, &corrections).await?;
+    // The basket ESPN removed went through raw.plays, enrich (and its restored state) and enriched.plays into
+    // PostgreSQL as a tombstone (item C).
+    assert_deleted(&store, &expected.game_id, &deletions).await?;
 
     // serve's REST API answers from PostgreSQL through Redis, with a healthy store, cache and broker.
     common::assert_api(api_port, &store, &expected.game_id, "kafka").await?;

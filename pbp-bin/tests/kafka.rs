@@ -151,7 +151,12 @@ impl Registry {
     /// Starts it with extra options and waits until it listens (after it has read its journal).
     async fn start_with(options: &[&str]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = format!("127.0.0.1:{port}");
+        Self::start_on(&format!("127.0.0.1:{port}"), options).await
+    }
+
+    /// Starts it on `addr` with extra options and waits until it listens.
+    async fn start_on(addr: &str, options: &[&str]) -> anyhow::Result<Self> {
+        let addr = addr.to_owned();
         let child = Command::new(PBP)
             .args(["schema-registry", "--listen", &addr])
             .args(options)
@@ -169,6 +174,11 @@ impl Registry {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(registry)
+    }
+
+    /// The `host:port` it listens on.
+    fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
     }
 }
 
@@ -224,6 +234,8 @@ async fn avro_round_trip(transport: Arc<KafkaTransport>) -> anyhow::Result<()> {
         let value = r.record.value.as_ref().context("a value")?;
         assert_eq!(value[0], 0, "the magic byte");
         assert_eq!(value[1..5], out_id.to_be_bytes(), "the registered schema id");
+        // Decoding never blocks on a lookup: the writer schema is fetched first, as a source does.
+        reader.prepare(Some(value)).await?;
         let play = reader.decode(Some(value))?;
         assert_eq!(r.record.key.as_deref(), Some(play.game_id.as_bytes()), "keyed by game");
         received.push(play);
@@ -360,5 +372,92 @@ async fn json_fallback(transport: Arc<KafkaTransport>) -> anyhow::Result<()> {
     let json_reason = dead[0].record.headers.get_str(dlq::MESSAGE).unwrap_or_default();
     assert!(json_reason.contains("json"), "no magic byte: the JSON fallback's reason, got {json_reason:?}");
     transport.delete_topics(&[&input, &output, &dlq_topic]).await?;
+    Ok(())
+}
+
+/// A newer version of `PlayEvent` (an optional field added), as another producer may write it.
+const PLAY_EVENT_V2: &str = include_str!("../../pbp-avro/src/codec/testdata/PlayEvent.v2-added-optional.avsc");
+
+/// `play` encoded with [`PLAY_EVENT_V2`] (its new field null) and framed with `id`.
+fn play_v2(play: &PlayEvent, id: u32) -> anyhow::Result<Bytes> {
+    use apache_avro::types::Value;
+    let schema = apache_avro::Schema::parse_str(PLAY_EVENT_V2)?;
+    let Value::Record(mut fields) = apache_avro::to_value(play)? else { anyhow::bail!("a record") };
+    fields.push(("possession".to_owned(), Value::Union(0, Box::new(Value::Null))));
+    let value = Value::Record(fields).resolve(&schema)?;
+    let payload =
+        apache_avro::writer::datum::GenericDatumWriter::builder(&schema).build()?.write_value_to_vec(value)?;
+    let mut framed = vec![0];
+    framed.extend_from_slice(&id.to_be_bytes());
+    framed.extend_from_slice(&payload);
+    Ok(Bytes::from(framed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_registry_outage_is_waited_out_not_dead_lettered() -> anyhow::Result<()> {
+    let Some(transport) = broker() else { return Ok(()) };
+    tokio::time::timeout(Duration::from_secs(180), registry_outage(transport)).await.context("timed out")?
+}
+
+async fn registry_outage(transport: Arc<KafkaTransport>) -> anyhow::Result<()> {
+    let (schemas, input, output, dlq_topic, group) =
+        (unique("_schemas"), unique("outage-in"), unique("outage-out"), unique("outage-dlq"), unique("outage-g"));
+    let kafka = format!("kafka://{}", brokers());
+    let options = ["--transport", kafka.as_str(), "--schemas-topic", schemas.as_str()];
+    let registry_server = Registry::start_with(&options).await?;
+    transport.ensure_topic(&TopicSpec::new(&input, 3)).await?;
+    transport.ensure_topic(&TopicSpec::new(&output, 3)).await?;
+
+    // Another producer writes the input with a newer version of the schema.
+    let writer = HttpRegistry::new(&registry_server.url)?;
+    writer.register(&format!("{input}-value"), PlayEvent::SCHEMA).await?;
+    let v2_id = writer.register(&format!("{input}-value"), PLAY_EVENT_V2).await?;
+    let sent = plays(200);
+    let records = sent
+        .iter()
+        .map(|p| Ok(RawRecord::new(Utf8.encode(&p.game_id)?, Some(play_v2(p, v2_id)?))))
+        .collect::<anyhow::Result<_>>()?;
+    produce(&transport, &input, records).await?;
+
+    // The pipeline's codecs register their own schema while the registry runs; the writer's is not known yet.
+    let registry = Arc::new(HttpRegistry::new(&registry_server.url)?);
+    let source_codec = AvroCodec::<PlayEvent>::for_topic(registry.clone(), &input).await?;
+    let sink_codec = AvroCodec::<PlayEvent>::for_topic(registry.clone(), &output).await?;
+    let pipeline = dataflow(&transport, "outage")
+        .source(TopicSource::new(&input, &group, Utf8, source_codec))
+        .to(TopicSink::new(&output, Utf8, sink_codec))
+        .with_dlq(DeadLetterQueue::new(&dlq_topic));
+
+    // The registry goes away for 10 s while the pipeline runs.
+    let addr = registry_server.addr().to_owned();
+    drop(registry_server);
+    let shutdown = pbp_dataflow::Shutdown::new();
+    let running = {
+        let s = shutdown.clone();
+        tokio::spawn(async move { pipeline.run(async move { s.wait().await }).await })
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    ensure!(read_all(&transport, &output).await?.is_empty(), "nothing can be decoded while the registry is away");
+    let _restarted = Registry::start_on(&addr, &options).await?;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while read_all(&transport, &output).await?.len() < sent.len() {
+        ensure!(tokio::time::Instant::now() < deadline, "the records did not flow once the registry was back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shutdown.trigger();
+    let stats = running.await??;
+    assert_eq!((stats.emitted, stats.dead_lettered), (200, 0), "every record delivered, none dead-lettered");
+    transport.ensure_topic(&TopicSpec::new(&dlq_topic, 1)).await?;
+    assert!(read_all(&transport, &dlq_topic).await?.is_empty(), "the dead-letter topic is empty");
+    let reader = AvroCodec::<PlayEvent>::for_topic(registry.clone(), &output).await?;
+    let mut received: Vec<PlayEvent> = read_all(&transport, &output)
+        .await?
+        .iter()
+        .map(|r| anyhow::Ok(reader.decode(r.record.value.as_ref())?))
+        .collect::<anyhow::Result<_>>()?;
+    received.sort_by_key(|p| p.sequence);
+    assert_eq!(received, sent);
+    transport.delete_topics(&[&input, &output, &dlq_topic, &schemas]).await?;
     Ok(())
 }

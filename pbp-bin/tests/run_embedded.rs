@@ -1,5 +1,6 @@
 //! `pbp run` on the embedded default, end to end: the fake ESPN server replays a recorded game live (late
-//! inserts and corrections included) and `pbp run` polls it, enriches and stores into its embedded database.
+//! inserts, corrections and deletions included) and `pbp run` polls it, enriches and stores into its embedded
+//! database, serving REST clients that page through the game while it is played and WebSocket clients.
 //! Then `pbp replay` of the same recorded file must store the same plays and the same game state.
 
 mod common;
@@ -7,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Expected, Pbp, WsRecorder, assert_api, assert_game, assert_ws_session, content, fixtures_dir, free_port, http_get,
-    wait_for_game,
+    Expected, Pbp, RestPager, WsRecorder, assert_api, assert_deleted, assert_game, assert_ws_session, content,
+    fixtures_dir, free_port, http_get, wait_for_game,
 };
 use pbp_espn::fake::{FakeEspn, FakeOptions};
 use pbp_store::{Repository, SqliteStore};
@@ -50,10 +51,11 @@ async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
     let expected = Expected::from_file(&game_file)?;
     let fake = FakeEspn::from_files(
         &[game_file.clone(), teams_file],
-        FakeOptions { live: true, speed: 400.0, corrections: true },
+        FakeOptions { live: true, speed: 400.0, corrections: true, deletions: true },
     )?;
     let corrections = fake.corrections();
     assert!(!corrections.is_empty(), "the live replay corrects plays");
+    let deletions = fake.deletions();
     let server = fake.bind("127.0.0.1:0".parse()?).await?;
     let dir = tempfile::tempdir()?;
     let live_dir = dir.path().join("live");
@@ -91,6 +93,8 @@ async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let from_start = WsRecorder::connect(api_port, &format!("/ws/{}", expected.game_id)).await?;
+    // REST clients paging through the game while it is played, following `next` (item B).
+    let pagers: Vec<RestPager> = [1, 7, 100].map(|limit| RestPager::start(api_port, &expected.game_id, limit)).into();
     let mid_game = loop {
         let stored = store.plays(&expected.game_id, &Default::default()).await?;
         if stored.len() >= 150 {
@@ -110,8 +114,13 @@ async fn live_game_through_pbp_run_equals_its_replay() -> anyhow::Result<()> {
     }
     waited?;
     let (live_plays, live_state) = assert_game(&store, &expected, &corrections).await?;
-    // The REST API of `pbp run` serves what it stored.
+    // The basket ESPN removed left the store, the state and the API (item C).
+    assert_deleted(&store, &expected.game_id, &deletions).await?;
+    // The REST API of `pbp run` serves what it stored, and the paging clients hold exactly that.
     assert_api(api_port, &store, &expected.game_id, "embedded").await?;
+    for pager in pagers {
+        pager.assert_holds_the_store(&store, &expected.game_id).await?;
+    }
     run.stop()?;
     // Every session got what it should, closed cleanly at shutdown.
     assert_ws_session(&from_start.messages().await?, &live_plays, &live_state, None)?;

@@ -31,6 +31,16 @@ pub enum CodecError {
         /// What was wrong.
         message: String,
     },
+    /// Something decoding needs cannot be had right now (a schema registry that does not answer): a fact about
+    /// the moment, not about the bytes. A source keeps such a record, waits and retries (see
+    /// [`Codec::prepare`]); it is never dead-lettered.
+    #[error("{format}: cannot decode yet: {message}")]
+    Unavailable {
+        /// The format the codec reads.
+        format: &'static str,
+        /// What is missing and why.
+        message: String,
+    },
 }
 
 impl CodecError {
@@ -43,7 +53,20 @@ impl CodecError {
     pub fn encode(format: &'static str, message: impl std::fmt::Display) -> Self {
         Self::Encode { format, message: message.to_string() }
     }
+
+    /// An [`Unavailable`](CodecError::Unavailable) error.
+    pub fn unavailable(format: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Unavailable { format, message: message.to_string() }
+    }
+
+    /// True for [`Unavailable`](CodecError::Unavailable): retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
+
+/// What [`Codec::prepare`] returns.
+pub type Prepared<'a> = futures::future::BoxFuture<'a, Result<(), CodecError>>;
 
 /// Turns values of `T` into bytes and back.
 ///
@@ -67,6 +90,16 @@ pub trait Codec<T>: Send + Sync {
             None => Ok(false),
         }
     }
+
+    /// Fetches, without blocking a thread, what decoding `bytes` needs and [`decode`](Self::decode) may not wait
+    /// for (a writer schema from a registry), so that decoding them no longer returns
+    /// [`CodecError::Unavailable`]. A source calls it after such an error and keeps calling it, with a backoff,
+    /// while it returns `Unavailable`; any other error means the bytes cannot be decoded (the record is
+    /// dead-lettered). `decode` itself must never block on a lookup: it runs on the async threads. The default
+    /// has nothing to fetch.
+    fn prepare<'a>(&'a self, _bytes: Option<&'a Bytes>) -> Prepared<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 impl<T, C: Codec<T> + ?Sized> Codec<T> for std::sync::Arc<C> {
@@ -79,6 +112,9 @@ impl<T, C: Codec<T> + ?Sized> Codec<T> for std::sync::Arc<C> {
     fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, CodecError> {
         (**self).encode_into(value, out)
     }
+    fn prepare<'a>(&'a self, bytes: Option<&'a Bytes>) -> Prepared<'a> {
+        (**self).prepare(bytes)
+    }
 }
 
 impl<T, C: Codec<T> + ?Sized> Codec<T> for Box<C> {
@@ -90,6 +126,9 @@ impl<T, C: Codec<T> + ?Sized> Codec<T> for Box<C> {
     }
     fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, CodecError> {
         (**self).encode_into(value, out)
+    }
+    fn prepare<'a>(&'a self, bytes: Option<&'a Bytes>) -> Prepared<'a> {
+        (**self).prepare(bytes)
     }
 }
 
@@ -218,6 +257,12 @@ impl<T, C: Codec<T>> Codec<Option<T>> for Nullable<C> {
         match bytes {
             Some(_) => self.0.decode(bytes).map(Some),
             None => Ok(None),
+        }
+    }
+    fn prepare<'a>(&'a self, bytes: Option<&'a Bytes>) -> Prepared<'a> {
+        match bytes {
+            Some(_) => self.0.prepare(bytes),
+            None => Box::pin(std::future::ready(Ok(()))),
         }
     }
 }

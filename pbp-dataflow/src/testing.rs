@@ -204,6 +204,16 @@ impl<K, V> TestOutput<K, V> {
     }
 }
 
+/// The name of the environment variable that makes tests needing a service (a broker, a database, a cache)
+/// fail when it is missing instead of skipping.
+pub const REQUIRE_SERVICES: &str = "PBP_REQUIRE_SERVICES";
+
+/// True when tests must not skip for a missing service: [`REQUIRE_SERVICES`] is set to anything but empty or
+/// `0` (CI sets `PBP_REQUIRE_SERVICES=1`). Every test of the workspace that needs a service asks this.
+pub fn services_required() -> bool {
+    std::env::var_os(REQUIRE_SERVICES).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

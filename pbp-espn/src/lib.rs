@@ -44,7 +44,7 @@ pub mod model;
 pub mod normalize;
 
 pub use client::{ClientConfig, ClientError, EspnClient};
-pub use diff::{ChangeKind, GameSnapshotState, PlayChange, SnapshotDiff};
+pub use diff::{ChangeKind, DEFAULT_DELETE_AFTER, GameSnapshotState, PlayChange, SnapshotDiff};
 pub use league::League;
 pub use model::ParseError;
 pub use normalize::{EventType, GameContext, NormalizedPlay, Side};

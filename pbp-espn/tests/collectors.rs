@@ -1,6 +1,6 @@
 //! Collectors against the fake server in live mode: discovery, delivery exactly once, corrections delivered as
-//! updates, the stop after the final whistle, a restart from restored state that re-emits nothing, and
-//! undecodable bodies delivered (once) while the game still lands.
+//! updates, the stop after the final whistle (and a deletion made just before it), a restart from restored state
+//! that re-emits nothing, and undecodable bodies delivered (once) while the game still lands.
 
 mod common;
 
@@ -22,7 +22,8 @@ const PATIENCE: Duration = Duration::from_secs(300);
 
 async fn live_fake(files: &[&str]) -> anyhow::Result<(FakeEspn, RunningFake, Arc<EspnClient>)> {
     let paths: Vec<_> = files.iter().map(|name| common::fixtures_dir().join(name)).collect();
-    let fake = FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: true })?;
+    let fake =
+        FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: true, deletions: false })?;
     fake.use_manual_clock();
     let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let config = ClientConfig {
@@ -113,6 +114,7 @@ async fn the_poller_discovers_live_games_and_delivers_every_play_once() -> anyho
                         match change.kind {
                             ChangeKind::New => *new.entry(change.play.play_id).or_default() += 1,
                             ChangeKind::Updated => updated.push(change.play.play_id),
+                            ChangeKind::Deleted => panic!("nothing is deleted: {}", change.play.play_id),
                         }
                     }
                 }
@@ -325,6 +327,52 @@ async fn a_malformed_scoreboard_is_delivered_without_a_game_id() -> anyhow::Resu
     assert!(tokio::time::timeout(PATIENCE, next_board).await?, "a good scoreboard after the bad one");
     cancel.cancel();
     poller.await??;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A play taken out of the feed just before the final whistle is still deleted: after the final snapshot the
+/// collector keeps polling while a play is half-way to deletion (a 304 counting as the same snapshot again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_play_removed_at_the_end_is_deleted_before_the_collector_stops() -> anyhow::Result<()> {
+    let paths = [common::fixtures_dir().join("nba-summary-401810084.json")];
+    let fake =
+        FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: false, deletions: true })?;
+    fake.use_manual_clock();
+    let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let client = Arc::new(EspnClient::new(ClientConfig::with_base_url(&running.base_url()), &mut Registry::default())?);
+    let phantom = fake
+        .deletions()
+        .into_iter()
+        .find(|d| d.kind == pbp_espn::fake::DeletionKind::Phantom)
+        .ok_or_else(|| anyhow::anyhow!("the replay logs a phantom basket"))?;
+    // The collector first sees the game with the phantom in it.
+    fake.advance(phantom.shown_at);
+    let (events, mut receiver) = mpsc::channel(64);
+    let config = CollectorConfig { plays_interval: Duration::from_millis(20), ..CollectorConfig::new(League::Nba) };
+    let collector = PlayCollector::new(client, &config, phantom.game_id.clone(), events);
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(collector.run(cancel.clone()));
+    let seen = tokio::time::timeout(PATIENCE, async {
+        collect_until(&mut receiver, |event| {
+            matches!(event, CollectorEvent::Plays(batch) if batch.changes.iter().any(|c| c.play.play_id == phantom.play_id))
+        })
+        .await
+    })
+    .await?;
+    assert!(seen.iter().any(|c| c.play.play_id == phantom.play_id && c.kind == ChangeKind::New));
+    // Then straight to the final whistle: the phantom is gone from the final snapshot only.
+    fake.advance(fake.replay_duration());
+    let rest = tokio::time::timeout(PATIENCE, async {
+        collect_until(&mut receiver, |event| matches!(event, CollectorEvent::GameFinished { .. })).await
+    })
+    .await?;
+    let deleted: Vec<&str> =
+        rest.iter().filter(|c| c.kind == ChangeKind::Deleted).map(|c| c.play.play_id.as_str()).collect();
+    assert_eq!(deleted, [phantom.play_id.as_str()], "deleted once, before the collector stopped");
+    let state = tokio::time::timeout(PATIENCE, run).await???;
+    assert_eq!(state.pending_deletions(), 0);
+    cancel.cancel();
     running.shutdown().await;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! A live replay through the fake server and the real client: every play of every recorded game is delivered
-//! exactly once, late inserts included, corrections arrive as updates and end in the recorded form, and the
-//! scoreboard follows the replay.
+//! exactly once, late inserts included, corrections arrive as updates and end in the recorded form, plays the
+//! feed takes out are deleted once (and new again when they come back), and the scoreboard follows the replay.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use pbp_espn::client::RetryConfig;
-use pbp_espn::fake::{CORRECTION_DELAY, FakeEspn, FakeOptions};
+use pbp_espn::fake::{CORRECTION_DELAY, DeletionKind, FakeEspn, FakeOptions, WITHDRAW_AFTER, WITHDRAWN_FOR};
 use pbp_espn::model::Summary;
 use pbp_espn::normalize::normalize_summary;
 use pbp_espn::{ChangeKind, ClientConfig, ClientError, EspnClient, GameSnapshotState, League, NormalizedPlay};
@@ -19,6 +19,10 @@ use prometheus_client::registry::Registry;
 /// correction with its full delay is always seen in its preliminary form first.
 const STEP_SECONDS: u64 = 120;
 const _: () = assert!(STEP_SECONDS < CORRECTION_DELAY.as_secs());
+// A withdrawn play is seen before it goes, then missing from at least two polls in a row: the collectors'
+// default rule deletes it.
+const _: () = assert!(STEP_SECONDS < WITHDRAW_AFTER.as_secs());
+const _: () = assert!(2 * STEP_SECONDS <= WITHDRAWN_FOR.as_secs());
 
 async fn fetch_game(client: &EspnClient, league: League, game_id: &str) -> anyhow::Result<Summary> {
     match client.summary(league, game_id).await {
@@ -36,6 +40,7 @@ struct Delivered {
     state: GameSnapshotState,
     new: HashMap<String, usize>,
     updated: HashMap<String, usize>,
+    deleted: HashMap<String, usize>,
     latest: HashMap<String, NormalizedPlay>,
     late_inserts: usize,
     final_seen: bool,
@@ -44,7 +49,10 @@ struct Delivered {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_play_is_delivered_exactly_once_with_late_inserts() -> anyhow::Result<()> {
-    let fake = FakeEspn::from_dir(&common::fixtures_dir(), FakeOptions { live: true, speed: 1.0, corrections: true })?;
+    let fake = FakeEspn::from_dir(
+        &common::fixtures_dir(),
+        FakeOptions { live: true, speed: 1.0, corrections: true, deletions: true },
+    )?;
     fake.use_manual_clock();
     let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let mut registry = Registry::default();
@@ -59,6 +67,10 @@ async fn every_play_is_delivered_exactly_once_with_late_inserts() -> anyhow::Res
     let client = EspnClient::new(config, &mut registry)?;
     let games = fake.games_with_plays();
     assert!(games.len() >= 6, "{games:?}");
+    let deletions = fake.deletions();
+    for kind in [DeletionKind::Phantom, DeletionKind::Withdrawn] {
+        assert!(deletions.iter().any(|d| d.kind == kind), "the replay deletes: {kind:?}");
+    }
     let mut delivered: HashMap<(League, String), Delivered> = HashMap::new();
 
     let mut steps = 0;
@@ -74,12 +86,26 @@ async fn every_play_is_delivered_exactly_once_with_late_inserts() -> anyhow::Res
             let is_final = summary.header.competition().and_then(|c| c.status.as_ref()).is_some_and(|s| s.is_final());
             let (_, plays) = normalize_summary(&summary, Some(*league));
             let diff = entry.state.apply(plays);
-            assert!(diff.vanished.is_empty(), "{game_id}: a replay never takes plays back: {:?}", diff.vanished);
+            let taken_out: HashSet<&str> = deletions
+                .iter()
+                .filter(|d| d.league == *league && &d.game_id == game_id)
+                .map(|d| d.play_id.as_str())
+                .collect();
+            assert!(
+                diff.vanished.iter().all(|id| taken_out.contains(id.as_str())),
+                "{game_id}: only the plays the fake deletes leave the feed: {:?}",
+                diff.vanished
+            );
             for change in diff.changes {
                 let id = change.play.play_id.clone();
                 match change.kind {
                     ChangeKind::New => *entry.new.entry(id.clone()).or_default() += 1,
                     ChangeKind::Updated => *entry.updated.entry(id.clone()).or_default() += 1,
+                    ChangeKind::Deleted => {
+                        *entry.deleted.entry(id.clone()).or_default() += 1;
+                        entry.latest.remove(&id);
+                        continue;
+                    }
                 }
                 entry.late_inserts += usize::from(change.late_insert);
                 entry.latest.insert(id, change.play);
@@ -102,8 +128,20 @@ async fn every_play_is_delivered_exactly_once_with_late_inserts() -> anyhow::Res
     for (league, game_id) in &games {
         let summary = fetch_game(&client, *league, game_id).await?;
         let entry = &delivered[&(*league, game_id.clone())];
-        assert_eq!(entry.new.len(), summary.plays.len(), "{game_id}: every play delivered");
-        assert!(entry.new.values().all(|count| *count == 1), "{game_id}: each play exactly once");
+        // Deletions: a phantom is new once and deleted once; a withdrawn play is deleted once and new again.
+        let of_game: Vec<_> = deletions.iter().filter(|d| d.league == *league && &d.game_id == game_id).collect();
+        let phantoms = of_game.iter().filter(|d| d.kind == DeletionKind::Phantom).count();
+        let mut taken_out: Vec<&str> = of_game.iter().map(|d| d.play_id.as_str()).collect();
+        taken_out.sort_unstable();
+        let mut deleted: Vec<&str> = entry.deleted.keys().map(String::as_str).collect();
+        deleted.sort_unstable();
+        assert_eq!(deleted, taken_out, "{game_id}: every play taken out is deleted");
+        assert!(entry.deleted.values().all(|count| *count == 1), "{game_id}: each deletion once");
+        assert_eq!(entry.new.len(), summary.plays.len() + phantoms, "{game_id}: every play delivered");
+        for (id, count) in &entry.new {
+            let withdrawn = of_game.iter().any(|d| d.kind == DeletionKind::Withdrawn && &d.play_id == id);
+            assert_eq!(*count, if withdrawn { 2 } else { 1 }, "{game_id}: {id} new once (again after a deletion)");
+        }
         assert!(summary.plays.iter().all(|play| entry.new.contains_key(&play.id)), "{game_id}");
         // Corrections: only corrected plays are updated, each once; those with the full delay were all seen
         // preliminary (the poll step is shorter); every play's last delivered version is the recorded one.

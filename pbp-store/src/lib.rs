@@ -23,8 +23,8 @@ pub mod sqlite;
 
 pub use error::{CacheError, StoreError};
 pub use model::{
-    Coordinate, GameRow, GameStateRow, GameStatus, GamesQuery, PlayChange, PlayRevision, PlayRow, PlaysQuery,
-    PlaysWritten, Side, TeamCounters, TeamRow, UpsertOutcome,
+    Coordinate, GameRow, GameStateRow, GameStatus, GamesQuery, PlayChange, PlayPosition, PlayRevision, PlayRow,
+    PlaysPage, PlaysPageQuery, PlaysQuery, PlaysWritten, Side, TeamCounters, TeamRow, UpsertOutcome,
 };
 pub use postgres::{PgConfig, PgStore};
 pub use repo::Repository;

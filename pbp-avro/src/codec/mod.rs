@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
+use pbp_dataflow::codec::Prepared;
 use pbp_dataflow::{Codec, CodecError};
 
 use crate::model::AvroRecord;
@@ -113,23 +114,53 @@ impl<T: AvroRecord> AvroCodec<T> {
         self.schema_id
     }
 
-    /// The plan for reading data written with `id`, fetched and cached on first use.
+    /// The plan for reading data written with `id`: cached, or built from what the registry knows without
+    /// waiting ([`SchemaRegistry::schema_at_hand`]). Otherwise [`CodecError::Unavailable`]: decoding never blocks on
+    /// a lookup (it runs on the async threads); [`Codec::prepare`] fetches the schema.
     pub fn plan(&self, id: u32) -> Result<Arc<ReadPlan>, CodecError> {
         if let Some(plan) = self.plans.read().get(&id) {
             return Ok(plan.clone());
         }
-        let writer = self
-            .registry
-            .schema_by_id_blocking(id)
-            .map_err(|e| CodecError::invalid(AVRO, format!("writer schema {id}: {e}")))?;
-        let plan = match ReadPlan::new::<T>(&writer, &self.reader) {
+        match self.registry.schema_at_hand(id) {
+            Some(answer) => self.adopt_answer(id, answer),
+            None => Err(CodecError::unavailable(AVRO, format!("writer schema {id} is not fetched yet"))),
+        }
+    }
+
+    /// Fetches the writer schema `id` from the registry if it is not known yet. A registry that cannot be reached
+    /// (after its client's retries) is [`CodecError::Unavailable`]; an id the registry does not know is remembered
+    /// as unreadable, so that decoding the record fails and it is dead-lettered.
+    pub async fn fetch_plan(&self, id: u32) -> Result<Arc<ReadPlan>, CodecError> {
+        if let Some(plan) = self.plans.read().get(&id) {
+            return Ok(plan.clone());
+        }
+        let answer = self.registry.schema_by_id(id).await;
+        self.adopt_answer(id, answer)
+    }
+
+    /// The plan for the registry's answer about schema `id`: a transient failure is [`CodecError::Unavailable`]
+    /// (nothing is remembered); a schema or a final refusal becomes a cached plan.
+    fn adopt_answer(&self, id: u32, answer: Result<Arc<str>, RegistryError>) -> Result<Arc<ReadPlan>, CodecError> {
+        match answer {
+            Ok(writer) => Ok(self.adopt(id, &writer)),
+            Err(e) if e.is_transient() => Err(CodecError::unavailable(AVRO, format!("writer schema {id}: {e}"))),
+            Err(e) => {
+                tracing::warn!(schema_id = id, record = T::FULL_NAME, error = %e, "writer schema unreadable");
+                let plan = Arc::new(ReadPlan::Unreadable(format!("writer schema {id}: {e}")));
+                Ok(self.plans.write().entry(id).or_insert(plan).clone())
+            }
+        }
+    }
+
+    /// Builds, caches and returns the plan for reading `writer` (schema `id`) as `T`.
+    fn adopt(&self, id: u32, writer: &str) -> Arc<ReadPlan> {
+        let plan = match ReadPlan::new::<T>(writer, &self.reader) {
             Ok(plan) => plan,
             Err(reason) => ReadPlan::Unreadable(format!("schema {id} cannot be read as {}: {reason}", T::FULL_NAME)),
         };
         tracing::info!(schema_id = id, record = T::FULL_NAME, plan = plan.kind(), "writer schema resolved");
         let plan = Arc::new(plan);
-        self.plans.write().insert(id, plan.clone());
-        Ok(plan)
+        self.plans.write().entry(id).or_insert(plan).clone()
     }
 
     /// Encodes `value` as framed Avro into `buf` (cleared first). Reusing `buf` avoids an allocation per
@@ -172,6 +203,17 @@ impl<T: AvroRecord> Codec<T> for AvroCodec<T> {
 
     fn decode(&self, bytes: Option<&Bytes>) -> Result<T, CodecError> {
         self.decode_slice(bytes.ok_or(CodecError::Null)?)
+    }
+
+    /// Fetches the writer schema the bytes name when it is not known yet (see [`fetch_plan`](Self::fetch_plan)).
+    fn prepare<'a>(&'a self, bytes: Option<&'a Bytes>) -> Prepared<'a> {
+        Box::pin(async move {
+            match bytes.map(|b| wire::split(b)) {
+                Some(Ok((id, _))) => self.fetch_plan(id).await.map(drop),
+                // Nothing to fetch for null, JSON or unframed bytes: decoding tells what is wrong with them.
+                _ => Ok(()),
+            }
+        })
     }
 }
 

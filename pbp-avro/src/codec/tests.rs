@@ -255,3 +255,62 @@ async fn an_incompatible_schema_fails_the_codec_build() {
     let err = AvroCodec::<SmallV2>::for_topic(registry, "small").await.unwrap_err();
     assert!(matches!(err, CodecBuildError::Registry(RegistryError::Incompatible { .. })), "{err}");
 }
+
+/// A registry reached over a network that can fail: answers from an embedded registry while `up`, with a 503
+/// while down, and keeps nothing at hand (as an HTTP client with a cold cache).
+struct Flaky {
+    inner: EmbeddedRegistry,
+    up: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl SchemaRegistry for Flaky {
+    async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        self.inner.register(subject, schema).await
+    }
+    async fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
+        if self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            self.inner.schema_by_id(id).await
+        } else {
+            Err(RegistryError::Api { status: 503, code: 50301, message: "down".into() })
+        }
+    }
+    async fn is_compatible(&self, subject: &str, schema: &str) -> Result<bool, RegistryError> {
+        self.inner.is_compatible(subject, schema).await
+    }
+}
+
+#[tokio::test]
+async fn a_registry_that_does_not_answer_makes_decoding_wait_not_fail() {
+    let flaky = Arc::new(Flaky { inner: EmbeddedRegistry::new(), up: true.into() });
+    let registry: Arc<dyn SchemaRegistry> = flaky.clone();
+    let reader = codec::<PlayEvent>(&registry, "raw.plays").await;
+    // Another producer writes with a newer version of the schema, which the reader has not seen.
+    let v2_id = flaky.inner.register("raw.plays-value", V2_ADDED_OPTIONAL).await.unwrap();
+    let mut fields = play_fields(&PlayEvent::example());
+    fields.push(("possession".to_owned(), Value::Union(0, Box::new(Value::Null))));
+    let data = foreign_bytes(V2_ADDED_OPTIONAL, v2_id, fields);
+
+    flaky.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Decoding never waits on the network: it says the schema is not fetched yet, which is not bad data.
+    let e = reader.decode(Some(&data)).unwrap_err();
+    assert!(e.is_transient() && e.to_string().contains(&format!("writer schema {v2_id}")), "{e}");
+    let e = reader.prepare(Some(&data)).await.unwrap_err();
+    assert!(e.is_transient() && e.to_string().contains("503"), "{e}");
+    assert!(reader.decode(Some(&data)).unwrap_err().is_transient(), "nothing is remembered of a failed fetch");
+
+    flaky.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    reader.prepare(Some(&data)).await.unwrap();
+    assert_eq!(reader.decode(Some(&data)).unwrap(), PlayEvent::example());
+
+    // An id the registry answers is unknown is final: the bytes cannot be decoded (the record is dead-lettered).
+    let mut unknown = data.to_vec();
+    unknown[1..5].copy_from_slice(&77u32.to_be_bytes());
+    let unknown = Bytes::from(unknown);
+    reader.prepare(Some(&unknown)).await.unwrap();
+    let message = err_message(reader.decode(Some(&unknown)).unwrap_err());
+    assert!(message.contains("writer schema 77") && message.contains("not found"), "{message}");
+    // Bytes without a header need no schema: nothing to fetch, decoding tells what is wrong.
+    reader.prepare(Some(&Bytes::from_static(b"{"))).await.unwrap();
+    assert!(!reader.decode(Some(&Bytes::from_static(b"{"))).unwrap_err().is_transient());
+}

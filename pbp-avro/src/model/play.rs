@@ -11,14 +11,21 @@ pub enum Side {
     Away,
 }
 
-/// Whether a play is seen for the first time or corrects one already emitted. An Avro (and JSON) string:
-/// `new` or `update`.
+/// Whether a play is seen for the first time, corrects one already emitted, or was deleted from the feed. An
+/// Avro (and JSON) string: `new`, `update` or `delete`.
+///
+/// `delete` was added after the first schema version: the field is a `string`, so the schema is unchanged (same
+/// canonical form, same registry id), but a reader of an older version refuses the value (its record goes to
+/// its dead-letter queue). Consumers (enrich, serve) must be upgraded before the producers (ingest, enrich)
+/// emit it; `docs/avro.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
-    /// First time this play is emitted.
+    /// First time this play is emitted (or emitted again after a deletion: ESPN restored it).
     New,
     /// A correction of a play already emitted (same `play_id`, changed content).
     Update,
+    /// The play disappeared from the feed: the record carries the play's last emitted content.
+    Delete,
 }
 
 /// Serializes a unit-only enum as a plain string (not as a serde enum variant), so that every Avro
@@ -67,7 +74,7 @@ macro_rules! string_enum {
 }
 
 string_enum!(Side { Home => "home", Away => "away" });
-string_enum!(ChangeKind { New => "new", Update => "update" });
+string_enum!(ChangeKind { New => "new", Update => "update", Delete => "delete" });
 
 /// A location on the feed's half-court grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,7 +242,7 @@ mod tests {
             proptest::collection::vec("[0-9]{1,10}", 0..5),
             ".{0,120}",
             "[a-z-]{2,24}",
-            prop_oneof![Just(ChangeKind::New), Just(ChangeKind::Update)],
+            prop_oneof![Just(ChangeKind::New), Just(ChangeKind::Update), Just(ChangeKind::Delete)],
             any::<i64>(),
             proptest::option::of("[0-9]{1,6}"),
             proptest::option::of("[0-9]{1,6}"),
@@ -287,6 +294,22 @@ mod tests {
         }
     }
 
+    /// Adding `delete` to `change` only changed the field's documentation: the canonical form, and so the
+    /// registry id and every compatibility check, are those of the schema before.
+    #[test]
+    fn the_delete_change_kind_leaves_the_schemas_canonical_form_alone() {
+        let doc_now = r#"\"new\" for a play seen for the first time (or again after a deletion), \"update\" for a correction of a play already emitted, \"delete\" for a play that disappeared from the feed (the record carries its last emitted content). \"delete\" came after the first version: readers must know it before producers write it."#;
+        let doc_before =
+            r#"\"new\" for a play seen for the first time, \"update\" for a correction of a play already emitted."#;
+        for schema in [PlayEvent::SCHEMA, crate::EnrichedEvent::SCHEMA] {
+            assert!(schema.contains(doc_now), "the schema documents delete");
+            let before = schema.replace(doc_now, doc_before);
+            let now = apache_avro::Schema::parse_str(schema).unwrap();
+            let then = apache_avro::Schema::parse_str(&before).unwrap();
+            assert_eq!(now.canonical_form(), then.canonical_form());
+        }
+    }
+
     #[test]
     fn play_event_matches_its_schema() {
         crate::model::schema_check::check(&PlayEvent::example(), &PlayEvent::example_sparse());
@@ -299,6 +322,8 @@ mod tests {
         assert_eq!(json["change"], "new");
         assert_eq!(serde_json::from_str::<Side>("\"away\"").unwrap(), Side::Away);
         assert_eq!(serde_json::from_str::<ChangeKind>("\"update\"").unwrap(), ChangeKind::Update);
+        assert_eq!(serde_json::from_str::<ChangeKind>("\"delete\"").unwrap(), ChangeKind::Delete);
+        assert_eq!(serde_json::to_value(ChangeKind::Delete).unwrap(), "delete");
         let err = serde_json::from_str::<Side>("\"left\"").unwrap_err().to_string();
         assert!(err.contains("unknown Side \"left\""), "{err}");
     }

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use reqwest::{Client, Method};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_retry::RetryTransientMiddleware;
+use reqwest_retry::policies::ExponentialBackoff;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,12 +24,16 @@ const ACCEPT: &str = "application/vnd.schemaregistry.v1+json, application/vnd.sc
 /// [`register`](SchemaRegistry::register) first asks `POST /compatibility/subjects/{s}/versions/latest` and
 /// registers with `POST /subjects/{s}/versions` only if the answer is compatible (or the subject is new), so
 /// an incompatible schema fails with the registry's reasons before anything is written.
+///
+/// Requests that fail transiently (the registry unreachable or timing out, a 5xx, 408 or 429 answer) are
+/// retried by reqwest-retry with exponential backoff, [`RETRIES`](Self::RETRIES) times between 100 ms and 2 s apart; what is
+/// still failing after that is a [`RegistryError`] whose [`is_transient`](RegistryError::is_transient) is true,
+/// which a codec reports as [`CodecError::Unavailable`](pbp_dataflow::CodecError::Unavailable): the record waits,
+/// it is not bad data.
 #[derive(Debug, Clone)]
 pub struct HttpRegistry {
     base: String,
-    client: Client,
-    /// Used by blocking lookups, which run on a short-lived runtime: no pooled connections to outlive it.
-    unpooled: Client,
+    client: ClientWithMiddleware,
     by_id: Arc<RwLock<HashMap<u32, Arc<str>>>>,
     registered: Arc<RwLock<HashMap<(String, String), u32>>>,
 }
@@ -68,19 +75,25 @@ fn encode_segment(segment: &str) -> String {
 }
 
 impl HttpRegistry {
+    /// How many times a transiently failed request is retried.
+    pub const RETRIES: u32 = 3;
+
     /// A client of the registry at `base_url`, e.g. `http://localhost:8081`.
     pub fn new(base_url: &str) -> Result<Self, RegistryError> {
         // TLS through rustls with the ring provider, as pbp-espn's client; a no-op when one is installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let build = |pool: bool| {
-            let builder = Client::builder().connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30));
-            let builder = if pool { builder } else { builder.pool_max_idle_per_host(0) };
-            builder.build().map_err(|e| RegistryError::Http { url: base_url.to_owned(), source: e })
-        };
+        let client = Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| RegistryError::Http { url: base_url.to_owned(), source: e.into() })?;
+        let policy = ExponentialBackoff::builder()
+            .retry_bounds(Duration::from_millis(100), Duration::from_secs(2))
+            .build_with_max_retries(Self::RETRIES);
+        let client = ClientBuilder::new(client).with(RetryTransientMiddleware::new_with_policy(policy)).build();
         Ok(Self {
             base: base_url.trim_end_matches('/').to_owned(),
-            client: build(true)?,
-            unpooled: build(false)?,
+            client,
             by_id: Arc::default(),
             registered: Arc::default(),
         })
@@ -93,7 +106,7 @@ impl HttpRegistry {
 
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
-        client: &Client,
+        client: &ClientWithMiddleware,
         method: Method,
         path: &str,
         body: Option<Value>,
@@ -105,7 +118,7 @@ impl HttpRegistry {
         }
         let response = request.send().await.map_err(|e| RegistryError::Http { url: url.clone(), source: e })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| RegistryError::Http { url: url.clone(), source: e })?;
+        let bytes = response.bytes().await.map_err(|e| RegistryError::Http { url: url.clone(), source: e.into() })?;
         tracing::debug!(%method, url, status = status.as_u16(), "schema registry call");
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadResponse {
@@ -133,7 +146,7 @@ impl HttpRegistry {
         }
     }
 
-    async fn fetch_schema(&self, client: &Client, id: u32) -> Result<Arc<str>, RegistryError> {
+    async fn fetch_schema(&self, client: &ClientWithMiddleware, id: u32) -> Result<Arc<str>, RegistryError> {
         if let Some(schema) = self.by_id.read().get(&id) {
             return Ok(schema.clone());
         }
@@ -252,11 +265,8 @@ impl SchemaRegistry for HttpRegistry {
         Ok(self.check_latest(subject, schema).await?.is_none())
     }
 
-    fn schema_by_id_blocking(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        if let Some(schema) = self.by_id.read().get(&id) {
-            return Ok(schema.clone());
-        }
-        super::block_on_helper(|| self.fetch_schema(&self.unpooled, id))
+    fn schema_at_hand(&self, id: u32) -> Option<Result<Arc<str>, RegistryError>> {
+        self.by_id.read().get(&id).cloned().map(Ok)
     }
 }
 

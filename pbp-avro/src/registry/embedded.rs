@@ -71,14 +71,15 @@ impl SchemaRegistry for EmbeddedRegistry {
     }
 
     async fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        self.schema_by_id_blocking(id)
+        self.with_core(|core| core.schema(id))
     }
 
     async fn is_compatible(&self, subject: &str, schema: &str) -> Result<bool, RegistryError> {
         self.with_core(|core| core.is_compatible(subject, schema)).map(|r| r.is_ok())
     }
 
-    fn schema_by_id_blocking(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        self.with_core(|core| core.schema(id))
+    /// In process: every answer is at hand.
+    fn schema_at_hand(&self, id: u32) -> Option<Result<Arc<str>, RegistryError>> {
+        Some(self.with_core(|core| core.schema(id)))
     }
 }

@@ -85,14 +85,14 @@ pub enum RegistryError {
         /// The text given.
         level: String,
     },
-    /// An HTTP request to a registry failed before a response came.
+    /// An HTTP request to a registry failed before a response came (after the client's retries).
     #[error("request to schema registry {url} failed: {source}")]
     Http {
         /// The URL requested.
         url: String,
         /// The transport error.
         #[source]
-        source: reqwest::Error,
+        source: reqwest_middleware::Error,
     },
     /// The registry answered with an error other than the ones above.
     #[error("schema registry answered {status} (error code {code}): {message}")]
@@ -120,12 +120,6 @@ pub enum RegistryError {
         /// What went wrong.
         message: String,
     },
-    /// A blocking lookup could not run its request.
-    #[error("blocking schema lookup failed: {message}")]
-    Blocking {
-        /// What went wrong.
-        message: String,
-    },
 }
 
 impl RegistryError {
@@ -141,7 +135,18 @@ impl RegistryError {
             Self::InvalidCompatibility { .. } => (422, 42203),
             Self::Api { status, code, .. } => (*status, *code),
             Self::Journal { .. } => (500, 50001),
-            Self::Http { .. } | Self::BadResponse { .. } | Self::Blocking { .. } => (500, 50001),
+            Self::Http { .. } | Self::BadResponse { .. } => (500, 50001),
+        }
+    }
+
+    /// True when asking again later may succeed: the registry could not be reached, did not answer in time,
+    /// answered with a server error or too-many-requests, answered something unreadable, or its journal failed.
+    /// False when the registry's answer is final (not found, incompatible, invalid).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Http { .. } | Self::BadResponse { .. } | Self::Journal { .. } => true,
+            Self::Api { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            _ => false,
         }
     }
 }
@@ -165,22 +170,13 @@ pub trait SchemaRegistry: Send + Sync {
     /// versions. `Ok(false)` comes with no reason; [`register`](Self::register) gives one.
     async fn is_compatible(&self, subject: &str, schema: &str) -> Result<bool, RegistryError>;
 
-    /// [`schema_by_id`](Self::schema_by_id) for synchronous callers such as a codec's `decode`. It may block
-    /// the calling thread for one round trip; call it only on a cache miss. The default runs the async lookup
-    /// on a short-lived helper thread with its own runtime, so it works inside or outside a Tokio runtime.
-    fn schema_by_id_blocking(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        block_on_helper(|| self.schema_by_id(id))
+    /// What is known of schema `id` without waiting (a cache, or an in-process registry), for synchronous
+    /// callers such as a codec's `decode`, which must never block on a lookup: the schema, or a final answer
+    /// such as [`RegistryError::SchemaNotFound`]. `None` means "ask [`schema_by_id`](Self::schema_by_id)". The
+    /// default knows nothing without asking.
+    fn schema_at_hand(&self, _id: u32) -> Option<Result<Arc<str>, RegistryError>> {
+        None
     }
-}
-
-/// Runs an async lookup to completion on a scoped helper thread with a current-thread runtime.
-pub(crate) fn block_on_helper<'a, F, Fut, R>(make: F) -> Result<R, RegistryError>
-where
-    F: FnOnce() -> Fut + Send + 'a,
-    Fut: std::future::Future<Output = Result<R, RegistryError>>,
-    R: Send,
-{
-    on_helper_thread(make).unwrap_or_else(|message| Err(RegistryError::Blocking { message }))
 }
 
 /// Runs the future `make` builds to completion on a scoped helper thread with its own current-thread runtime,
@@ -215,7 +211,7 @@ impl<R: SchemaRegistry + ?Sized> SchemaRegistry for Arc<R> {
     async fn is_compatible(&self, subject: &str, schema: &str) -> Result<bool, RegistryError> {
         (**self).is_compatible(subject, schema).await
     }
-    fn schema_by_id_blocking(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        (**self).schema_by_id_blocking(id)
+    fn schema_at_hand(&self, id: u32) -> Option<Result<Arc<str>, RegistryError>> {
+        (**self).schema_at_hand(id)
     }
 }

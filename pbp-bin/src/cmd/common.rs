@@ -160,6 +160,11 @@ pub(crate) struct EspnArgs {
     /// Milliseconds between scoreboard polls while a game is live (the idle interval is three times longer).
     #[arg(long, env = "PBP_SCOREBOARD_INTERVAL_MS", default_value_t = 10_000)]
     pub(crate) scoreboard_interval_ms: u64,
+    /// A play missing from this many consecutive play-by-play polls of its game is deleted (from the store, the
+    /// API, the game state; WebSocket clients get a `delete` frame). One missing poll can be a stale copy of the
+    /// feed; 0 never deletes.
+    #[arg(long, env = "PBP_DELETE_AFTER_POLLS", default_value_t = pbp_espn::DEFAULT_DELETE_AFTER)]
+    pub(crate) delete_after_polls: u32,
 }
 
 /// Process-wide metrics: one Prometheus registry for every component, shared with the HTTP server's `/metrics`

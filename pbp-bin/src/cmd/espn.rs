@@ -49,6 +49,9 @@ pub(crate) struct ServeFixturesArgs {
     /// With --live, serve every play as recorded from the start (no preliminary versions corrected later).
     #[arg(long)]
     no_corrections: bool,
+    /// With --live, never take a play out of the feed (no phantom basket removed, no foul withdrawn and put back).
+    #[arg(long)]
+    no_deletions: bool,
 }
 
 pub(crate) async fn run(command: EspnCommand) -> anyhow::Result<()> {
@@ -96,7 +99,12 @@ fn normalize_file(file: &PathBuf, league: Option<League>, out: &mut impl Write) 
 }
 
 async fn serve_fixtures(args: ServeFixturesArgs) -> anyhow::Result<()> {
-    let options = FakeOptions { live: args.live, speed: args.speed, corrections: !args.no_corrections };
+    let options = FakeOptions {
+        live: args.live,
+        speed: args.speed,
+        corrections: !args.no_corrections,
+        deletions: !args.no_deletions,
+    };
     let fake = FakeEspn::from_dir(&args.dir, options)?;
     let games = fake.games_with_plays();
     let running = fake.bind(args.listen).await?;

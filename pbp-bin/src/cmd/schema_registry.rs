@@ -225,8 +225,7 @@ mod tests {
     const REQUIRED_FIELD_ADDED: &str = r#"{"type":"record","name":"PlayEvent","namespace":"com.playbyplay","fields":[
         {"name":"game_id","type":"string"},{"name":"brand_new","type":"string"}]}"#;
 
-    // Multi-threaded: a codec's blocking schema lookup waits on the server, which runs on this runtime.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn client_and_codec_against_the_server_and_restart() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let (url, stop, task) = start(dir.path()).await;
@@ -236,9 +235,12 @@ mod tests {
         assert_eq!(codec.schema_id(), 1);
         let bytes = codec.encode(&PlayEvent::example())?;
 
-        // A consumer with an empty cache learns the writer schema by id from the server, inside decode.
+        // A consumer with an empty cache learns the writer schema by id from the server: not inside decode, which
+        // never waits on the network, but in prepare, as a source calls it.
         let consumer = Arc::new(HttpRegistry::new(&url)?);
         let reader = AvroCodec::<PlayEvent>::with_schema_id(consumer.clone(), 99)?;
+        assert!(reader.decode(bytes.as_ref()).is_err_and(|e| e.is_transient()), "not fetched yet");
+        reader.prepare(bytes.as_ref()).await?;
         assert_eq!(reader.decode(bytes.as_ref())?, PlayEvent::example());
 
         assert_eq!(producer.subjects().await?, vec!["raw.plays-value".to_owned()]);

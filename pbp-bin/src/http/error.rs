@@ -45,7 +45,7 @@ impl From<StoreError> for ApiError {
     /// The store's details stay in the log: the client learns whether retrying may help (503) or not (500).
     fn from(error: StoreError) -> Self {
         match &error {
-            StoreError::Pool { .. } | StoreError::Connect { .. } => {
+            error if error.is_transient() => {
                 tracing::warn!(%error, "Store unavailable.");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; retry later")
             }

@@ -7,7 +7,7 @@
 //! to [`DRAIN`].
 
 mod encoding;
-mod error;
+pub(crate) mod error;
 mod health;
 mod metrics;
 pub(crate) mod routes;
@@ -189,12 +189,12 @@ async fn answer(api: &Api, mut request: Request<Incoming>) -> Answer {
         routes::check_method(request.method()).map_err(fail)?;
         let params = routes::Params::parse(request.uri().query(), routes::allowed_params(&Route::Ws(String::new())))
             .map_err(fail)?;
-        let since = routes::ws_since(&params).map_err(fail)?;
+        let resume = routes::ws_resume(&params).map_err(fail)?;
         let Some(push) = &api.push else {
             return Err(fail(ApiError::not_found("this server pushes no WebSocket")));
         };
         let repository = api.repository.clone();
-        let response = ws::upgrade(push, repository, api.metrics.clone(), &mut request, id.clone(), since).await;
+        let response = ws::upgrade(push, repository, api.metrics.clone(), &mut request, id.clone(), resume).await;
         return response.map(|response| (template, response)).map_err(fail);
     }
     // Refuse an oversized body first, without reading it when its length is declared.
@@ -232,9 +232,9 @@ async fn answer(api: &Api, mut request: Request<Incoming>) -> Answer {
             routes::game(repository, id).await
         }
         Route::Plays(id) => {
-            let query = routes::plays_query(&params(&route)?).map_err(fail)?;
+            let request = routes::plays_request(&params(&route)?, id).map_err(fail)?;
             let gzip = encoding::accepts_gzip(&parts.headers);
-            let (body, gzipped) = plays_body(api, id, &query, gzip).await.map_err(fail)?;
+            let (body, gzipped) = plays_body(api, id, &request, gzip).await.map_err(fail)?;
             let mut response = json_bytes(StatusCode::OK, body);
             let headers = response.headers_mut();
             headers.insert(header::VARY, header::HeaderValue::from_static("accept-encoding"));
@@ -269,9 +269,14 @@ fn metrics_text(api: &Api) -> Response<Full<Bytes>> {
 
 /// The body of `GET /v1/games/{id}/plays`, gzipped when `gzip` (then the flag is true): from the body cache
 /// when it holds it, else built (or compressed from the cached plain body) and kept there.
-async fn plays_body(api: &Api, id: &str, query: &pbp_store::PlaysQuery, gzip: bool) -> Result<(Bytes, bool), ApiError> {
+async fn plays_body(
+    api: &Api,
+    id: &str,
+    request: &routes::PlaysRequest,
+    gzip: bool,
+) -> Result<(Bytes, bool), ApiError> {
     let group = format!("plays:{id}");
-    let field = routes::plays_cache_field(query);
+    let field = request.cache_field(id);
     let gzip_field = format!("{field};gzip");
     if gzip && let Some(zipped) = cached_body(api, &group, &gzip_field).await {
         return Ok((zipped, true));
@@ -282,7 +287,7 @@ async fn plays_body(api: &Api, id: &str, query: &pbp_store::PlaysQuery, gzip: bo
         Some(body) if gzip => (body, EntryKind::Live),
         Some(body) => return Ok((body, false)),
         None => {
-            let (body, status) = routes::plays(api.repository.as_ref(), id, query).await?;
+            let (body, status) = routes::plays(api.repository.as_ref(), id, request).await?;
             let kind = if status == pbp_store::GameStatus::Post { EntryKind::Finished } else { EntryKind::Live };
             keep_body(api, &group, &field, &body, kind).await;
             (body, kind)

@@ -3,16 +3,19 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hyper::{Method, StatusCode};
-use pbp_store::{GameRow, GameStatus, GamesQuery, PlaysQuery};
+use pbp_store::{GameRow, GameStatus, GamesQuery, PlayPosition, PlaysPageQuery, PlaysQuery};
 use pbp_store::{Repository, TeamRow};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::views::{PlayView, StateView, rfc3339};
+use super::views::{DeletedView, PlayView, StateView, rfc3339};
 
-/// Plays answered when `limit` is not given.
-pub(crate) const DEFAULT_PLAYS_LIMIT: u32 = 100;
+/// Plays answered when `limit` is not given: a whole game (an NBA game has 450 to 550 plays, a long overtime
+/// game up to about 700) in one page.
+pub(crate) const DEFAULT_PLAYS_LIMIT: u32 = 1000;
 /// Most plays answered at once.
 pub(crate) const MAX_PLAYS_LIMIT: u32 = 1000;
 /// Most games answered at once (and the default: a day of every league fits).
@@ -208,16 +211,125 @@ fn valid_date(date: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The filter of `GET /v1/games/{id}/plays`.
-pub(crate) fn plays_query(params: &Params) -> Result<PlaysQuery, ApiError> {
-    let since = params.number("since", 0, i64::MAX)?;
-    let limit = params.number("limit", 1, MAX_PLAYS_LIMIT)?.unwrap_or(DEFAULT_PLAYS_LIMIT);
-    Ok(PlaysQuery { since, limit: Some(limit), corrections: false })
+/// Where a page of `GET /v1/games/{id}/plays` starts, as its `cursor` says (the API writes cursors; a client only
+/// follows them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cursor {
+    /// The next page of the snapshot as of change number `as_of`, after the play at `after`.
+    Snapshot { as_of: i64, after: PlayPosition },
+    /// The change feed after change number `after`.
+    Changes { after: i64 },
 }
 
-/// The `since` of `WS /ws/{id}`: resume after this play sequence.
-pub(crate) fn ws_since(params: &Params) -> Result<Option<i64>, ApiError> {
-    params.number("since", 0, i64::MAX)
+/// What a cursor says, before it is encoded: a version, the game (a cursor is refused on another game's path),
+/// then the position.
+const CURSOR_VERSION: &str = "v1";
+
+impl Cursor {
+    /// The opaque text of the cursor for `game_id`: base64url (no padding) of
+    /// `v1.{game}.s.{as_of}.{game_order}.{sequence}` or `v1.{game}.c.{after}`.
+    pub(crate) fn encode(&self, game_id: &str) -> String {
+        let text = match self {
+            Cursor::Snapshot { as_of, after } => {
+                format!("{CURSOR_VERSION}.{game_id}.s.{as_of}.{}.{}", after.game_order, after.sequence)
+            }
+            Cursor::Changes { after } => format!("{CURSOR_VERSION}.{game_id}.c.{after}"),
+        };
+        URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// The cursor `text` of game `game_id`; a 400 for anything the API did not write for that game.
+    pub(crate) fn decode(text: &str, game_id: &str) -> Result<Self, ApiError> {
+        let bad = || {
+            ApiError::bad_request(format!(
+                "cursor {:?} is not one this API gave for game {game_id}: follow the `next` of a page",
+                truncate(text)
+            ))
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
+        let number = |part: &str| part.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(bad);
+        match text.split('.').collect::<Vec<_>>().as_slice() {
+            [CURSOR_VERSION, game, "s", as_of, order, sequence] if *game == game_id => Ok(Cursor::Snapshot {
+                as_of: number(as_of)?,
+                after: PlayPosition { game_order: number(order)?, sequence: number(sequence)? },
+            }),
+            [CURSOR_VERSION, game, "c", after] if *game == game_id => Ok(Cursor::Changes { after: number(after)? }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// What `GET /v1/games/{id}/plays` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlaysRequest {
+    /// A page: the first of the snapshot (no cursor), a later one, or one of the change feed.
+    Page {
+        cursor: Option<Cursor>,
+        limit: u32,
+        /// The client gave `limit` (then `next` repeats it).
+        limit_given: bool,
+    },
+    /// Deprecated: plays with a sequence above `since`, the first `limit` in game order, no `next`.
+    Since(PlaysQuery),
+}
+
+impl PlaysRequest {
+    /// The body cache's field of the request (its group is `plays:{id}`, which every write of the game's plays
+    /// invalidates; the `view:` prefix keeps it apart from the store cache's own fields there). A page's body
+    /// holds its `next` cursor, itself made of what the store held: invalidated with the rest.
+    pub(crate) fn cache_field(&self, game_id: &str) -> String {
+        match self {
+            PlaysRequest::Page { cursor, limit, limit_given } => format!(
+                "view:cursor={};limit={limit}{}",
+                cursor.map_or(String::new(), |c| c.encode(game_id)),
+                if *limit_given { "" } else { ";default" }
+            ),
+            PlaysRequest::Since(query) => format!(
+                "view:since={};limit={}",
+                query.since.map_or(String::new(), |s| s.to_string()),
+                query.limit.map_or(String::new(), |l| l.to_string())
+            ),
+        }
+    }
+}
+
+/// The request of `GET /v1/games/{id}/plays`: `cursor` and `limit`, or the deprecated `since` (not with a cursor).
+pub(crate) fn plays_request(params: &Params, game_id: &str) -> Result<PlaysRequest, ApiError> {
+    let since = params.number("since", 0, i64::MAX)?;
+    let limit_given = params.number("limit", 1, MAX_PLAYS_LIMIT)?;
+    let limit = limit_given.unwrap_or(DEFAULT_PLAYS_LIMIT);
+    let cursor = params.get("cursor").map(|text| Cursor::decode(text, game_id)).transpose()?;
+    match (since, cursor) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "since and cursor cannot be combined: since is deprecated, follow the `next` cursor of each page",
+        )),
+        (Some(since), None) => {
+            Ok(PlaysRequest::Since(PlaysQuery { since: Some(since), limit: Some(limit), corrections: false }))
+        }
+        (None, cursor) => Ok(PlaysRequest::Page { cursor, limit, limit_given: limit_given.is_some() }),
+    }
+}
+
+/// What `WS /ws/{id}` resumes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct WsResume {
+    /// Deprecated: after this play sequence.
+    pub(crate) since: Option<i64>,
+    /// After this change number: every change after it.
+    pub(crate) since_change: Option<i64>,
+}
+
+/// The `since_change` (or the deprecated `since`) of `WS /ws/{id}`; not both.
+pub(crate) fn ws_resume(params: &Params) -> Result<WsResume, ApiError> {
+    let resume = WsResume {
+        since: params.number("since", 0, i64::MAX)?,
+        since_change: params.number("since_change", 0, i64::MAX)?,
+    };
+    if resume.since.is_some() && resume.since_change.is_some() {
+        return Err(ApiError::bad_request("since and since_change cannot be combined: since is deprecated"));
+    }
+    Ok(resume)
 }
 
 /// The league filter of `GET /v1/teams`.
@@ -365,43 +477,80 @@ pub(crate) async fn game(repository: &dyn Repository, id: &str) -> Result<serde_
 
 /// `GET /v1/games/{id}/plays`: the serialized body, and the game's status (which decides how long the body may
 /// be cached).
+///
+/// A page of the snapshot (no cursor, or a snapshot cursor) holds the next `limit` plays in game order of the
+/// game as of the snapshot's change number; a full page's `next` continues the snapshot after its last play, a
+/// shorter one's `next` starts the change feed after the snapshot. A page of the feed holds the plays changed
+/// since (`plays`: inserted or corrected; `deleted`: deleted), in change order, and its `next` continues after
+/// the last of them (the same cursor when there was none: poll it). See `docs/serving.md`.
 pub(crate) async fn plays(
     repository: &dyn Repository,
     id: &str,
-    query: &PlaysQuery,
+    request: &PlaysRequest,
 ) -> Result<(bytes::Bytes, GameStatus), ApiError> {
     let Some(game) = repository.game(id).await? else {
         return Err(ApiError::not_found(format!("no game {id}")));
     };
-    let plays: Vec<PlayView> = repository.plays(id, query).await?.into_iter().map(PlayView::from).collect();
     #[derive(Serialize)]
     struct Body<'a> {
         game_id: &'a str,
         plays: Vec<PlayView>,
+        deleted: Vec<DeletedView>,
+        next: Option<String>,
     }
-    let body = serde_json::to_vec(&Body { game_id: id, plays }).map_err(|error| {
+    let body = match *request {
+        PlaysRequest::Since(query) => {
+            let plays = repository.plays(id, &query).await?.into_iter().map(PlayView::from).collect();
+            Body { game_id: id, plays, deleted: Vec::new(), next: None }
+        }
+        PlaysRequest::Page { cursor: None | Some(Cursor::Snapshot { .. }), limit, limit_given } => {
+            let (as_of, after) = match request {
+                PlaysRequest::Page { cursor: Some(Cursor::Snapshot { as_of, after }), .. } => {
+                    (Some(*as_of), Some(*after))
+                }
+                _ => (None, None),
+            };
+            let page = repository.plays_page(id, &PlaysPageQuery { as_of, after, limit }).await?;
+            let next = match page.plays.last() {
+                Some(last) if page.plays.len() >= limit as usize => {
+                    Cursor::Snapshot { as_of: page.as_of, after: last.position() }
+                }
+                _ => Cursor::Changes { after: page.as_of },
+            };
+            let plays = page.plays.into_iter().map(PlayView::from).collect();
+            Body { game_id: id, plays, deleted: Vec::new(), next: Some(next_link(id, next, limit, limit_given)) }
+        }
+        PlaysRequest::Page { cursor: Some(Cursor::Changes { after }), limit, limit_given } => {
+            let changes = repository.play_changes(id, after, Some(limit)).await?;
+            let next = Cursor::Changes { after: changes.last().map_or(after, |p| p.change_number) };
+            let (deleted, plays): (Vec<_>, Vec<_>) = changes.into_iter().partition(pbp_store::PlayRow::is_deleted);
+            Body {
+                game_id: id,
+                plays: plays.into_iter().map(PlayView::from).collect(),
+                deleted: deleted.iter().map(DeletedView::from).collect(),
+                next: Some(next_link(id, next, limit, limit_given)),
+            }
+        }
+    };
+    let body = serde_json::to_vec(&body).map_err(|error| {
         tracing::error!(%error, "Cannot encode plays.");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the plays")
     })?;
     Ok((body.into(), game.status))
 }
 
-/// The body cache's field of a plays query (its group is `plays:{id}`; the `view:` prefix keeps it apart from
-/// the store cache's own fields there).
-pub(crate) fn plays_cache_field(query: &PlaysQuery) -> String {
-    format!(
-        "view:since={};limit={}",
-        query.since.map_or(String::new(), |s| s.to_string()),
-        query.limit.map_or(String::new(), |l| l.to_string())
-    )
+/// The path and query of the page at `cursor`, keeping the client's `limit`.
+fn next_link(game_id: &str, cursor: Cursor, limit: u32, limit_given: bool) -> String {
+    let limit = if limit_given { format!("&limit={limit}") } else { String::new() };
+    format!("/v1/games/{game_id}/plays?cursor={}{limit}", cursor.encode(game_id))
 }
 
 /// The parameters each route takes.
 pub(crate) fn allowed_params(route: &Route) -> &'static [&'static str] {
     match route {
         Route::Games => &["date", "status", "league", "limit"],
-        Route::Plays(_) => &["since", "limit"],
-        Route::Ws(_) => &["since"],
+        Route::Plays(_) => &["cursor", "limit", "since"],
+        Route::Ws(_) => &["since", "since_change"],
         Route::Teams => &["league"],
         Route::Health | Route::Live | Route::Metrics | Route::Game(_) => &[],
     }

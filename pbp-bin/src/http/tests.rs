@@ -145,6 +145,7 @@ pub(crate) fn play(game_id: &str, sequence: i64, game_order: i64) -> PlayRow {
         fetched_at: 1_710_712_900_000,
         enriched_at: 1_710_712_900_100,
         revision: 1,
+        change_number: 0,
     }
 }
 
@@ -263,7 +264,7 @@ fn routes_and_ids() {
 
 #[test]
 fn parameters_are_validated() {
-    use routes::{Params, games_query, plays_query};
+    use routes::{Params, games_query};
     let games = |q: &str| Params::parse(Some(q), &["date", "status", "league", "limit"]).and_then(|p| games_query(&p));
     let q = games("date=2024-03-17&status=in&league=nba&limit=5").unwrap();
     assert_eq!(
@@ -294,18 +295,52 @@ fn parameters_are_validated() {
     ] {
         assert_eq!(games(bad).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST), "{bad}");
     }
-    let plays = |q: &str| Params::parse(Some(q), &["since", "limit"]).and_then(|p| plays_query(&p));
-    assert_eq!(plays("").unwrap(), PlaysQuery { limit: Some(100), ..PlaysQuery::default() });
+    let plays = |q: &str| Params::parse(Some(q), &["cursor", "since", "limit"]).and_then(|p| plays_request(&p, "g1"));
+    assert_eq!(plays("").unwrap(), PlaysRequest::Page { cursor: None, limit: 1000, limit_given: false });
     assert_eq!(
         plays("since=42&limit=1000").unwrap(),
-        PlaysQuery { since: Some(42), limit: Some(1000), ..PlaysQuery::default() }
+        PlaysRequest::Since(PlaysQuery { since: Some(42), limit: Some(1000), ..PlaysQuery::default() })
     );
-    for bad in ["since=-1", "since=x", "since=99999999999999999999", "limit=1001", "limit=0", "limit="] {
-        assert_eq!(plays(bad).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST), "{bad}");
+    let snapshot = Cursor::Snapshot { as_of: 7, after: PlayPosition { game_order: 1_000_450, sequence: 12 } };
+    let changes = Cursor::Changes { after: 9 };
+    for cursor in [snapshot, changes] {
+        let text = cursor.encode("g1");
+        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{text}");
+        assert_eq!(
+            plays(&format!("cursor={text}&limit=3")).unwrap(),
+            PlaysRequest::Page { cursor: Some(cursor), limit: 3, limit_given: true }
+        );
+        // Another game's cursor is refused.
+        let other = format!("cursor={}", cursor.encode("g2"));
+        assert_eq!(plays(&other).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST));
+    }
+    let forged = |text: &str| format!("cursor={}", URL_SAFE_NO_PAD.encode(text));
+    for bad in [
+        "since=-1".to_owned(),
+        "since=x".to_owned(),
+        "since=99999999999999999999".to_owned(),
+        "limit=1001".to_owned(),
+        "limit=0".to_owned(),
+        "limit=".to_owned(),
+        "cursor=".to_owned(),
+        "cursor=***".to_owned(),
+        "cursor=djEuZzEuYy4".to_owned(),
+        format!("since=1&cursor={}", changes.encode("g1")),
+        forged("v1.g1.c.-1"),
+        forged("v1.g1.c.1.2"),
+        forged("v1.g1.s.1.2"),
+        forged("v2.g1.c.1"),
+        forged("v1.g1.x.1"),
+        forged("v1.g1.s.1.2.x"),
+    ] {
+        assert_eq!(plays(&bad).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST), "{bad}");
     }
 }
 
-use pbp_store::{GamesQuery, PlaysQuery};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use pbp_store::{GamesQuery, PlayPosition, PlaysQuery};
+use routes::{Cursor, PlaysRequest, plays_request};
 
 #[tokio::test]
 async fn games_with_their_teams_filtered_by_date_and_status() -> anyhow::Result<()> {
@@ -402,6 +437,92 @@ async fn plays_in_game_order_with_since_and_limit() -> anyhow::Result<()> {
     server.stop().await
 }
 
+/// Item B over HTTP: a client that follows `next` from the first page, while the game gets late inserts,
+/// corrections (one moving a play) and deletions between its requests, ends holding exactly the stored plays;
+/// the snapshot's pages come in game order, each play once, and the body cache (invalidated by every write)
+/// never serves a page that breaks this.
+#[tokio::test]
+async fn following_next_through_a_live_game_ends_with_the_store() -> anyhow::Result<()> {
+    let server = start().await?;
+    for limit in [1u32, 2, 3, 5, 1000] {
+        // Writes between requests, in the game `live`, repeated for each limit with fresh ids.
+        let id = |n: i64| 100 * i64::from(limit) + n;
+        let mut moved = play("live", 4, 2);
+        moved.game_order = 50;
+        moved.text = format!("moved {limit}");
+        moved.fetched_at += i64::from(limit);
+        let mut gone = play("live", id(1), 30);
+        gone.change = PlayChange::Delete;
+        gone.fetched_at += 1;
+        let writes = vec![
+            vec![play("live", id(1), 30), play("live", id(2), 0)],
+            vec![moved],
+            vec![gone],
+            vec![play("live", id(3), 2)],
+        ];
+        let mut writes = writes.into_iter();
+        let mut held: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+        let mut target = if limit == 1000 {
+            "/v1/games/live/plays".to_owned()
+        } else {
+            format!("/v1/games/live/plays?limit={limit}")
+        };
+        let mut in_snapshot = true;
+        loop {
+            let answer = get(&server, &target).await;
+            assert_eq!(answer.status, 200, "{target}: {}", answer.body);
+            let body = answer.json();
+            let plays = body["plays"].as_array().unwrap().clone();
+            let deleted = body["deleted"].as_array().unwrap().clone();
+            let next = body["next"].as_str().unwrap_or_else(|| panic!("a page has a next link: {body}")).to_owned();
+            assert!(next.starts_with("/v1/games/live/plays?cursor="), "{next}");
+            if limit != 1000 {
+                assert!(next.ends_with(&format!("&limit={limit}")), "{next}");
+            }
+            let feed_page = !in_snapshot;
+            if in_snapshot {
+                assert!(deleted.is_empty());
+                for p in &plays {
+                    let id = p["id"].as_str().unwrap().to_owned();
+                    assert!(held.insert(id.clone(), p.clone()).is_none(), "limit {limit}: {id} twice in the snapshot");
+                }
+                in_snapshot = plays.len() == limit as usize;
+            } else {
+                for p in &plays {
+                    held.insert(p["id"].as_str().unwrap().to_owned(), p.clone());
+                }
+                for d in &deleted {
+                    held.remove(d["id"].as_str().unwrap());
+                }
+            }
+            let write = writes.next();
+            if let Some(batch) = &write {
+                server.repository.upsert_plays(batch).await?;
+            }
+            let caught_up = feed_page && plays.is_empty() && deleted.is_empty();
+            if caught_up && write.is_none() {
+                break;
+            }
+            target = next;
+        }
+        let stored = server.repository.plays("live", &PlaysQuery::default()).await?;
+        let stored: std::collections::BTreeMap<String, (i64, String)> =
+            stored.into_iter().map(|p| (p.play_id, (p.revision, p.text))).collect();
+        let client: std::collections::BTreeMap<String, (i64, String)> = held
+            .iter()
+            .map(|(id, p)| (id.clone(), (p["revision"].as_i64().unwrap(), p["text"].as_str().unwrap().to_owned())))
+            .collect();
+        assert_eq!(client, stored, "limit {limit}: the client holds the store");
+    }
+    // A cursor the API did not write is a 400 with the API's error body.
+    assert_eq!(get(&server, "/v1/games/live/plays?cursor=not-a-cursor").await.error_code(), 400);
+    let other = Cursor::Changes { after: 0 }.encode("final");
+    assert_eq!(get(&server, &format!("/v1/games/live/plays?cursor={other}")).await.error_code(), 400);
+    let cursor = Cursor::Changes { after: 0 }.encode("live");
+    assert_eq!(get(&server, &format!("/v1/games/live/plays?cursor={cursor}&since=3")).await.error_code(), 400);
+    server.stop().await
+}
+
 #[tokio::test]
 async fn plays_are_gzipped_for_clients_that_accept_it_and_follow_writes() -> anyhow::Result<()> {
     use std::io::Read;
@@ -434,8 +555,15 @@ async fn plays_are_gzipped_for_clients_that_accept_it_and_follow_writes() -> any
     let refused = gzip_get("/v1/games/live/plays?since=3", "gzip;q=0, identity").await;
     assert_eq!(refused.header("content-encoding"), None);
     assert_eq!(refused.json(), plain.json());
+    // The first page (with its `next`, made of the game's change number) is cached too, plain and gzipped.
+    let page = get(&server, "/v1/games/live/plays").await.json();
+    assert_eq!(gunzip(&gzip_get("/v1/games/live/plays", "gzip").await), page);
     // A write changes the game's plays: the gzipped answer follows it like the plain one.
     server.repository.upsert_plays(&[play("live", 11, 5)]).await?;
+    let fresh = gunzip(&gzip_get("/v1/games/live/plays", "gzip").await);
+    assert_eq!(fresh["plays"].as_array().map(Vec::len), Some(5), "the cached page was dropped with the write");
+    assert_ne!(fresh["next"], page["next"], "the next cursor moved with the change number");
+    assert_eq!(fresh, get(&server, "/v1/games/live/plays").await.json());
     let after = gunzip(&gzip_get("/v1/games/live/plays?since=3", "gzip").await);
     let sequences: Vec<i64> =
         after["plays"].as_array().unwrap().iter().map(|p| p["sequence"].as_i64().unwrap()).collect();

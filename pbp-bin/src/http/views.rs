@@ -78,8 +78,25 @@ pub(crate) struct PlayView {
     /// RFC 3339, when the feed gives it.
     wallclock: Option<String>,
     participants: Vec<String>,
-    /// 1, plus one per correction.
+    /// 1, plus one per correction (or deletion and restore).
     pub(crate) revision: i64,
+    /// The game's change number of the play's last change: a client holds the game up to the highest one it
+    /// has received.
+    pub(crate) change_number: i64,
+}
+
+/// A play the feed deleted: its id, sequence and the change number of its deletion.
+#[derive(Debug, Serialize)]
+pub(crate) struct DeletedView {
+    pub(crate) id: String,
+    pub(crate) sequence: i64,
+    pub(crate) change_number: i64,
+}
+
+impl From<&PlayRow> for DeletedView {
+    fn from(p: &PlayRow) -> Self {
+        Self { id: p.play_id.clone(), sequence: p.sequence, change_number: p.change_number }
+    }
 }
 
 impl From<PlayRow> for PlayView {
@@ -110,6 +127,7 @@ impl From<PlayRow> for PlayView {
             wallclock: p.wallclock.map(rfc3339),
             participants: p.participants,
             revision: p.revision,
+            change_number: p.change_number,
         }
     }
 }

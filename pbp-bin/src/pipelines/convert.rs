@@ -241,7 +241,8 @@ fn game_status(state: &str) -> GameStatus {
     state.parse().unwrap_or(GameStatus::Pre)
 }
 
-/// A play row from an enriched play. `revision` is the store's to maintain; 1 is what a first write gets.
+/// A play row from an enriched play (a deletion becomes a row whose `change` is `Delete`). `revision` and
+/// `change_number` are the store's to maintain.
 pub(crate) fn play_row(e: EnrichedEvent) -> PlayRow {
     PlayRow {
         game_id: e.game_id,
@@ -278,10 +279,12 @@ pub(crate) fn play_row(e: EnrichedEvent) -> PlayRow {
         change: match e.change {
             ChangeKind::New => PlayChange::New,
             ChangeKind::Update => PlayChange::Update,
+            ChangeKind::Delete => PlayChange::Delete,
         },
         fetched_at: e.fetched_at,
         enriched_at: e.enriched_at,
         revision: 1,
+        change_number: 0,
     }
 }
 

@@ -209,7 +209,10 @@ impl Ingest {
         self.send_pending().await
     }
 
-    /// The changed plays of one fetch of a live game.
+    /// The changed plays of one fetch of a live game: new, corrected, and deleted (a play the collector found
+    /// missing from enough consecutive snapshots, `--delete-after-polls`; its record carries its last emitted
+    /// content with `change` `delete`, so that enrich can take its contribution out of the game state and the
+    /// store can keep a tombstone).
     pub(crate) async fn plays(&mut self, batch: &PlayBatch) -> anyhow::Result<()> {
         let teams = self.sides.get(&batch.game_id).cloned().unwrap_or_default();
         if teams.0.is_none() {
@@ -220,6 +223,7 @@ impl Ingest {
             let kind = match change.kind {
                 diff::ChangeKind::New => ChangeKind::New,
                 diff::ChangeKind::Updated => ChangeKind::Update,
+                diff::ChangeKind::Deleted => ChangeKind::Delete,
             };
             self.play(&change.play, batch.league, kind, teams.clone(), now)?;
         }

@@ -53,6 +53,7 @@ pub(crate) async fn run_ingest(
         config.plays_interval = Duration::from_millis(espn.plays_interval_ms.max(10));
         config.scoreboard_live_interval = Duration::from_millis(espn.scoreboard_interval_ms.max(10));
         config.scoreboard_interval = config.scoreboard_live_interval * 3;
+        config.delete_after_absent_snapshots = espn.delete_after_polls;
         let poller = ScoreboardPoller::new(client.clone(), config, events.clone());
         let token = cancel.clone();
         pollers.spawn(async move { (league, poller.run(token).await) });

@@ -52,32 +52,39 @@ impl Hub {
         self.games().len()
     }
 
-    /// Pushes the plays a write inserted or changed: `changed` names them (with their revisions), `rows` is the
-    /// batch written. A key written twice in the batch is pushed once, as its last version; plays are pushed in
-    /// batch order.
+    /// Pushes the plays a write inserted, changed or deleted: `changed` names them (with their revisions and
+    /// change numbers), `rows` is the batch written. A key written twice in the batch is pushed once, as its
+    /// last version (the one stored); frames go out in change-number order, which is commit order: a session
+    /// that has received change `N` has received every earlier one published after it subscribed.
     pub(crate) fn plays_written(&self, rows: &[PlayRow], changed: &[PlayRevision]) {
         if changed.is_empty() {
             return;
         }
         let games = self.games();
-        let mut revisions: HashMap<(&str, &str), i64> = changed
+        let mut revisions: HashMap<(&str, &str), &PlayRevision> = changed
             .iter()
             .filter(|c| games.contains_key(&c.game_id))
-            .map(|c| ((c.game_id.as_str(), c.play_id.as_str()), c.revision))
+            .map(|c| ((c.game_id.as_str(), c.play_id.as_str()), c))
             .collect();
         if revisions.is_empty() {
             return;
         }
         // The last version of each key is the one stored.
-        let mut pushed: Vec<(&PlayRow, i64)> = Vec::with_capacity(revisions.len());
+        let mut pushed: Vec<(&PlayRow, &PlayRevision)> = Vec::with_capacity(revisions.len());
         for row in rows.iter().rev() {
             if let Some(revision) = revisions.remove(&(row.game_id.as_str(), row.play_id.as_str())) {
                 pushed.push((row, revision));
             }
         }
-        for (row, revision) in pushed.into_iter().rev() {
+        pushed.sort_by_key(|(_, written)| written.change_number);
+        for (row, written) in pushed {
             let Some(channel) = games.get(&row.game_id) else { continue };
-            match Frame::play(row, revision) {
+            let frame = if written.deleted {
+                Frame::delete(row, written.change_number)
+            } else {
+                Frame::play(row, written.revision, written.change_number)
+            };
+            match frame {
                 // No receiver left is fine: the last session just went.
                 Ok(frame) => drop(channel.sender.send(frame)),
                 Err(error) => {

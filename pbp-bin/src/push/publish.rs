@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pbp_store::{
-    GameRow, GameStateRow, GamesQuery, PlayRow, PlaysQuery, PlaysWritten, Repository, TeamRow, UpsertOutcome,
+    GameRow, GameStateRow, GamesQuery, PlayRow, PlaysPage, PlaysPageQuery, PlaysQuery, PlaysWritten, Repository,
+    TeamRow, UpsertOutcome,
 };
 
 use super::hub::Hub;
@@ -67,6 +68,18 @@ impl Repository for PublishingRepository {
 
     async fn last_plays(&self, game_id: &str, n: u32) -> Result<Vec<PlayRow>> {
         self.inner.last_plays(game_id, n).await
+    }
+
+    async fn plays_page(&self, game_id: &str, query: &PlaysPageQuery) -> Result<PlaysPage> {
+        self.inner.plays_page(game_id, query).await
+    }
+
+    async fn play_changes(&self, game_id: &str, after: i64, limit: Option<u32>) -> Result<Vec<PlayRow>> {
+        self.inner.play_changes(game_id, after, limit).await
+    }
+
+    async fn change_number(&self, game_id: &str) -> Result<Option<i64>> {
+        self.inner.change_number(game_id).await
     }
 
     async fn game_state(&self, game_id: &str) -> Result<Option<GameStateRow>> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pbp_espn::fake::Correction;
+use pbp_espn::fake::{Correction, Deletion, DeletionKind};
 use pbp_espn::model;
 use pbp_espn::normalize::normalize_summary;
 use pbp_store::{GameStateRow, PlayRow, PlaysQuery, Repository};
@@ -162,9 +162,125 @@ pub(crate) async fn assert_game(
     Ok((plays, state))
 }
 
+/// Item C: every phantom play the fake ESPN showed and took out of `game_id`'s feed left the system: it is a
+/// tombstone in the store's change feed, in no read of plays, and not counted by the game state (checked by
+/// [`assert_game`]'s `plays_applied`).
+pub(crate) async fn assert_deleted(
+    repository: &dyn Repository,
+    game_id: &str,
+    deletions: &[Deletion],
+) -> anyhow::Result<()> {
+    let phantoms: Vec<&Deletion> =
+        deletions.iter().filter(|d| d.game_id == game_id && d.kind == DeletionKind::Phantom).collect();
+    anyhow::ensure!(!phantoms.is_empty(), "the live replay of {game_id} deletes a play");
+    let feed = repository.play_changes(game_id, 0, None).await?;
+    let live = repository.plays(game_id, &PlaysQuery::default()).await?;
+    for phantom in phantoms {
+        let tombstone = feed.iter().find(|p| p.play_id == phantom.play_id);
+        anyhow::ensure!(
+            tombstone.is_some_and(pbp_store::PlayRow::is_deleted),
+            "phantom {} is a tombstone in the store: {tombstone:?}",
+            phantom.play_id
+        );
+        anyhow::ensure!(live.iter().all(|p| p.play_id != phantom.play_id), "phantom {} is read", phantom.play_id);
+    }
+    Ok(())
+}
+
+/// A client of `GET /v1/games/{id}/plays` that follows `next` from the first page, as fast as it can, applying
+/// each page, until told that the game is over and it has read an empty page of the change feed.
+pub(crate) struct RestPager {
+    task: tokio::task::JoinHandle<anyhow::Result<std::collections::BTreeMap<String, serde_json::Value>>>,
+    over: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RestPager {
+    /// Starts paging game `game_id` on 127.0.0.1:`port`, `limit` plays a page.
+    pub(crate) fn start(port: u16, game_id: &str, limit: u32) -> Self {
+        use std::sync::atomic::Ordering;
+        let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = over.clone();
+        let mut target = format!("/v1/games/{game_id}/plays?limit={limit}");
+        let task = tokio::spawn(async move {
+            let mut held = std::collections::BTreeMap::new();
+            let mut in_snapshot = true;
+            let mut last: Option<(i64, f64, i64)> = None;
+            loop {
+                // Read before the request: an empty feed page after the game is over means the end.
+                let game_over = done.load(Ordering::Acquire);
+                let (status, body) = http_get(port, &target).await?;
+                anyhow::ensure!(status == 200, "{target}: {status} {body}");
+                let page: serde_json::Value = serde_json::from_str(&body)?;
+                let plays = page["plays"].as_array().cloned().unwrap_or_default();
+                let deleted = page["deleted"].as_array().cloned().unwrap_or_default();
+                let feed_page = !in_snapshot;
+                if in_snapshot {
+                    for play in &plays {
+                        // Game order: period, time elapsed in it, sequence.
+                        let at = (
+                            play["period"].as_i64().unwrap_or_default(),
+                            play["period_elapsed_seconds"].as_f64().unwrap_or_default(),
+                            play["sequence"].as_i64().unwrap_or_default(),
+                        );
+                        anyhow::ensure!(last.is_none_or(|l| l < at), "limit {limit}: snapshot out of game order");
+                        last = Some(at);
+                        let id = play["id"].as_str().unwrap_or_default().to_owned();
+                        anyhow::ensure!(held.insert(id.clone(), play.clone()).is_none(), "limit {limit}: {id} twice");
+                    }
+                    in_snapshot = plays.len() == limit as usize;
+                } else {
+                    for play in &plays {
+                        held.insert(play["id"].as_str().unwrap_or_default().to_owned(), play.clone());
+                    }
+                    for play in &deleted {
+                        held.remove(play["id"].as_str().unwrap_or_default());
+                    }
+                }
+                target = page["next"].as_str().ok_or_else(|| anyhow::anyhow!("no next: {body}"))?.to_owned();
+                if feed_page && plays.is_empty() && deleted.is_empty() {
+                    if game_over {
+                        return Ok(held);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+        Self { task, over }
+    }
+
+    /// Tells the pager the game is over (everything is stored), waits for it to catch up, and checks that it
+    /// holds exactly what `store` holds: each play's id, revision and text.
+    pub(crate) async fn assert_holds_the_store(self, store: &dyn Repository, game_id: &str) -> anyhow::Result<()> {
+        self.over.store(true, std::sync::atomic::Ordering::Release);
+        let held = tokio::time::timeout(Duration::from_secs(60), self.task).await???;
+        let client: Vec<(String, i64, String)> = held
+            .into_iter()
+            .map(|(id, p)| {
+                (id, p["revision"].as_i64().unwrap_or_default(), p["text"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect();
+        let mut stored: Vec<(String, i64, String)> = store
+            .plays(game_id, &PlaysQuery::default())
+            .await?
+            .into_iter()
+            .map(|p| (p.play_id, p.revision, p.text))
+            .collect();
+        stored.sort();
+        anyhow::ensure!(client == stored, "the paging client does not hold the store: {client:?}\nstore: {stored:?}");
+        Ok(())
+    }
+}
+
 /// A play without the fields that say when and how often it was delivered, for comparing two runs.
 pub(crate) fn content(play: &PlayRow) -> PlayRow {
-    PlayRow { fetched_at: 0, enriched_at: 0, revision: 0, change: pbp_store::PlayChange::New, ..play.clone() }
+    PlayRow {
+        fetched_at: 0,
+        enriched_at: 0,
+        revision: 0,
+        change_number: 0,
+        change: pbp_store::PlayChange::New,
+        ..play.clone()
+    }
 }
 
 /// A free TCP port on 127.0.0.1 (free when this returns).
@@ -264,12 +380,20 @@ pub(crate) fn assert_ws_session(
     // (sequence, place in game order) of each play first seen in a frame, in arrival order.
     let place: HashMap<&str, usize> = stored.iter().enumerate().map(|(i, p)| (p.play_id.as_str(), i)).collect();
     let mut new_plays: Vec<(i64, usize, String)> = Vec::new();
+    // Plays the feed deleted (a phantom, a withdrawn play that may come back): outside ESPN's logging order.
+    let mut deleted: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Frames come in change order (a frame may be older than the snapshot's change number: the snapshot holds
+    // the last plays only).
+    let mut last_change = 0;
     for frame in frames {
         match frame["type"].as_str() {
             Some("play") => {
                 let play = &frame["play"];
                 let id = play["id"].as_str().unwrap_or_default().to_owned();
                 let revision = play["revision"].as_i64().unwrap_or_default();
+                let change = play["change_number"].as_i64().unwrap_or_default();
+                anyhow::ensure!(change > last_change, "play {id} change {change} after {last_change}: out of order");
+                last_change = change;
                 match held.get(&id) {
                     Some(before) => anyhow::ensure!(
                         before["revision"].as_i64().unwrap_or_default() < revision,
@@ -283,10 +407,19 @@ pub(crate) fn assert_ws_session(
                 }
                 held.insert(id, play.clone());
             }
+            Some("delete") => {
+                let id = frame["play"]["id"].as_str().unwrap_or_default().to_owned();
+                let change = frame["play"]["change_number"].as_i64().unwrap_or_default();
+                anyhow::ensure!(change > last_change, "deletion of {id} change {change} after {last_change}");
+                last_change = change;
+                held.remove(&id);
+                deleted.insert(id);
+            }
             Some("state") => last_state = frame["state"].clone(),
             other => anyhow::bail!("unexpected message type {other:?}: {frame}"),
         }
     }
+    new_plays.retain(|(_, _, id)| !deleted.contains(id));
     // ESPN shows plays in the order it logs them (sequence), and each poll's new plays in game order: a play
     // that arrived after another was logged after it, or came in the same poll later in game order.
     for (i, (sequence, at, id)) in new_plays.iter().enumerate() {

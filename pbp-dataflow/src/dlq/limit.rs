@@ -31,6 +31,7 @@ impl DlqLimit {
     }
 }
 
+#[derive(Debug, Clone)]
 pub(crate) struct LimitTracker {
     limit: DlqLimit,
     window: VecDeque<bool>,
@@ -55,6 +56,18 @@ impl LimitTracker {
         }
         self.window.push_back(invalid);
         self.invalid_in_window += usize::from(invalid);
+    }
+
+    /// Records `outcomes` in order (`true`: rejected), checking the limit after each; stops at the first record
+    /// that exceeds it.
+    pub(crate) fn count(&mut self, outcomes: &[bool]) -> Result<(), String> {
+        for &rejected in outcomes {
+            self.record(rejected);
+            // After every record, accepted ones too: the one that fills the window to `min_records` can be the
+            // first to make the ratio count.
+            self.check()?;
+        }
+        Ok(())
     }
 
     pub(crate) fn check(&self) -> Result<(), String> {
@@ -114,6 +127,20 @@ mod tests {
         assert!(t.check().is_ok(), "the first bad record slid out: 2 of 10");
         t.record(true);
         assert!(t.check().is_err(), "3 of 10 is over 20 %");
+    }
+
+    #[test]
+    fn count_checks_after_every_record_in_order() {
+        let limit = DlqLimit { max_invalid_ratio: Some(0.5), max_consecutive: Some(3), window: 10, min_records: 4 };
+        // The record that fills the window to `min_records` is accepted, yet it is where the ratio starts to count.
+        let mut t = LimitTracker::new(DlqLimit { max_consecutive: None, ..limit.clone() });
+        let why = t.count(&[true, true, true, false, false]).unwrap_err();
+        assert!(why.starts_with("3 of the last 4 records rejected"), "{why}");
+        // Runs continue across calls (batches) and stop at the record that exceeds the limit.
+        let mut t = LimitTracker::new(DlqLimit { max_invalid_ratio: None, ..limit });
+        assert!(t.count(&[false, true, true]).is_ok());
+        let why = t.count(&[true, true, false]).unwrap_err();
+        assert!(why.starts_with("4 consecutive"), "{why}");
     }
 
     #[test]

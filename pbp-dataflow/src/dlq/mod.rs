@@ -86,28 +86,25 @@ impl DeadLetterQueue {
         Ok(())
     }
 
-    /// Counts a record that was not rejected, for the limit.
-    #[inline]
-    pub(crate) fn record_ok(&mut self) {
-        self.limit.record(false);
+    /// Counts the outcomes of a batch's records for the limit, in the order the records came (`true`: rejected),
+    /// and checks the limit after each. `Err` says why the limit is exceeded.
+    pub(crate) fn count_outcomes(&mut self, rejected: &[bool]) -> Result<(), String> {
+        self.limit.count(rejected)
     }
 
-    /// Counts `n` records that were not rejected.
-    pub(crate) fn record_ok_n(&mut self, n: u64) {
-        for _ in 0..n {
-            self.limit.record(false);
-        }
+    /// Would counting `rejected` exceed the limit? Counts on a copy; the limit's own counts do not change.
+    pub(crate) fn check_outcomes(&self, rejected: &[bool]) -> Result<(), String> {
+        if rejected.iter().any(|r| *r) { self.limit.clone().count(rejected) } else { Ok(()) }
     }
 
-    /// Queues the dead-letter copy of a rejected record and checks the limit.
-    pub(crate) fn reject(&mut self, raw: Option<&ConsumedRecord>, rejection: &Rejection) -> Result<(), Error> {
+    /// Queues the dead-letter copy of a rejected record. The limit counts it with the batch's other outcomes
+    /// ([`count_outcomes`](Self::count_outcomes)).
+    pub(crate) fn reject(&mut self, raw: Option<&ConsumedRecord>, rejection: &Rejection) {
         self.pending.push(OutgoingRecord { partition: None, record: dead_letter(&self.pipeline, raw, rejection) });
         match self.counts.iter_mut().find(|(s, _)| *s == rejection.stage) {
             Some((_, n)) => *n += 1,
             None => self.counts.push((rejection.stage.clone(), 1)),
         }
-        self.limit.record(true);
-        self.limit.check().map_err(Error::DlqLimitExceeded)
     }
 
     pub(crate) fn has_pending(&self) -> bool {

@@ -17,7 +17,7 @@ use crate::sink::{Sink, SinkRejection};
 use crate::source::{Polled, Source};
 use crate::transport::Rebalance;
 
-/// How often a pipeline waiting on its sink keeps its source alive.
+/// How often a pipeline waiting on its sink, or restoring state, keeps its source alive.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counts of what a pipeline did.
@@ -64,6 +64,10 @@ pub struct Pipeline<S: Source, O: Operator<S::Key, S::Value>, Sk> {
     next_tick: Option<Instant>,
     polled: Vec<Polled<S::Key, S::Value>>,
     raw: Vec<Option<ConsumedRecord>>,
+    /// Whether each record of the batch in flight ended rejected, in the order the records came (parallel to
+    /// `raw` for source records; a tick's records have no raw record). The dead-letter limit counts these once
+    /// the batch's fate is known, sink refusals included.
+    rejected: Vec<bool>,
     outputs: Vec<super::Out<S, O>>,
     deferred: Vec<Deferred<O::OutKey, O::OutValue>>,
 }
@@ -95,6 +99,7 @@ where
             last_commit: Instant::now(),
             polled: Vec::new(),
             raw: Vec::new(),
+            rejected: Vec::new(),
             outputs: Vec::new(),
             deferred: Vec::new(),
         }
@@ -265,8 +270,11 @@ where
     async fn handle_rebalances(&mut self) -> Result<(), Error> {
         while let Some(change) = self.source.next_rebalance() {
             if let Rebalance::Revoked(tps) = &change {
-                // Finish what was processed for the partitions before they go.
+                // Before the partitions go: everything processed of them is finished (batches are processed whole),
+                // its output (changelogs, sink, dead letters) acknowledged and its offsets committed, so that the
+                // next owner restores state that includes every committed record. Only then are they released.
                 self.checkpoint().await?;
+                self.source.release(tps).await?;
                 self.offsets.forget(tps);
                 self.polled.retain(|p| {
                     p.raw.as_ref().is_none_or(|r| {
@@ -278,9 +286,22 @@ where
                 self.stats.assignments += 1;
             }
             tracing::info!(pipeline = %self.name, ?change, "Partitions changed.");
-            self.op.on_rebalance(&self.cx, &change).await?;
+            self.rebalance_operators(&change).await?;
         }
         Ok(())
+    }
+
+    /// Hands a rebalance to the operators (restoring state can read a long changelog) while keeping the source
+    /// alive in its group, as during a slow sink write.
+    async fn rebalance_operators(&mut self, change: &Rebalance) -> Result<(), Error> {
+        let rebalanced = self.op.on_rebalance(&self.cx, change);
+        tokio::pin!(rebalanced);
+        loop {
+            tokio::select! {
+                done = &mut rebalanced => return done,
+                () = tokio::time::sleep(KEEP_ALIVE_INTERVAL) => self.source.keep_alive().await?,
+            }
+        }
     }
 
     async fn process_batch(&mut self) -> Result<(), Error> {
@@ -295,6 +316,7 @@ where
                 .inc_by(polled.len() as u64);
         }
         self.raw.clear();
+        self.rejected.clear();
         for Polled { raw, record } in polled.drain(..) {
             if let Some(r) = &raw {
                 self.offsets.observe(&r.origin);
@@ -303,7 +325,8 @@ where
                 Ok(record) => self.op.process(record),
                 Err(e) => Outcome::Reject(Rejection { stage: "deserialize".into(), ..Rejection::from_error(&e) }),
             };
-            self.settle(outcome, raw.as_ref())?;
+            let rejected = self.settle(outcome, raw.as_ref())?;
+            self.rejected.push(rejected);
             self.raw.push(raw);
         }
         self.polled = polled;
@@ -320,11 +343,15 @@ where
         let mut deferred = std::mem::take(&mut self.deferred);
         self.op.end_batch(&mut deferred);
         for (origin, outcome) in deferred.drain(..) {
-            let raw = match (&outcome, origin) {
-                (Outcome::Reject(_) | Outcome::Fail(_), Some(origin)) => self.find_raw(&origin),
+            let raw = match (&outcome, &origin) {
+                (Outcome::Reject(_) | Outcome::Fail(_), Some(origin)) => self.find_raw(origin),
                 _ => None,
             };
-            self.settle(outcome, raw.as_ref())?;
+            // The record a deferred output stands for was counted when it was processed (as dropped): a rejection
+            // now changes its outcome rather than adding one.
+            if self.settle(outcome, raw.as_ref())? {
+                self.mark_rejected(origin.as_ref());
+            }
         }
         self.deferred = deferred;
         Ok(())
@@ -333,6 +360,11 @@ where
     /// Hands the batch's side output and outputs over, dead-letters what the sinks refused, and counts each
     /// emitted record for the dead-letter limit once its final outcome is known.
     async fn finish_batch(&mut self) -> Result<(), Error> {
+        if let Some(dlq) = &self.dlq {
+            // Stop before anything of the batch is written if the limit is exceeded even with every output
+            // taken by the sink (refusals only add rejects, so the final count below would exceed it too).
+            dlq.check_outcomes(&self.rejected).map_err(Error::DlqLimitExceeded)?;
+        }
         // Dead letters first, acknowledged, then side output: a changelog record must never outlive, in a
         // crash, the dead letter of an earlier record it makes the replay rule skip.
         if let Some(dlq) = &mut self.dlq
@@ -348,13 +380,12 @@ where
             rejected.extend(r);
             n
         };
-        let written = emitted.saturating_sub(refused_by_sink);
-        self.stats.emitted += written;
-        if let Some(d) = &mut self.dlq {
-            d.record_ok_n(written);
-        }
+        self.stats.emitted += emitted.saturating_sub(refused_by_sink);
         self.dead_letter_sink_rejections(rejected)?;
         if let Some(dlq) = &mut self.dlq {
+            // Every record's outcome is known now: count them for the limit in the order they came.
+            dlq.count_outcomes(&self.rejected).map_err(Error::DlqLimitExceeded)?;
+            self.rejected.clear();
             dlq.send_pending().await?;
         }
         Ok(())
@@ -373,22 +404,21 @@ where
         }
     }
 
+    /// Acts on one outcome; returns whether the record was rejected (an emitted record may still be refused by
+    /// the sink, see `finish_batch`).
     #[inline]
     fn settle(
         &mut self,
         outcome: Outcome<Record<O::OutKey, O::OutValue>>,
         raw: Option<&ConsumedRecord>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         match outcome {
-            // Counted for the dead-letter limit once the sink has taken or refused it (finish_batch).
             Outcome::Emit(r) => self.outputs.push(r),
-            Outcome::Drop => {
-                self.stats.dropped += 1;
-                if let Some(d) = &mut self.dlq {
-                    d.record_ok();
-                }
+            Outcome::Drop => self.stats.dropped += 1,
+            Outcome::Reject(rejection) => {
+                self.dead_letter(raw, &rejection)?;
+                return Ok(true);
             }
-            Outcome::Reject(rejection) => self.dead_letter(raw, &rejection)?,
             Outcome::Fail(f) => {
                 return Err(Error::StageFailed {
                     stage: f.stage.to_string(),
@@ -397,7 +427,17 @@ where
                 });
             }
         }
-        Ok(())
+        Ok(false)
+    }
+
+    /// Records that the record from `origin` (a record of the batch in flight) ended rejected after all; a
+    /// rejection without a known origin counts as one more rejected record.
+    fn mark_rejected(&mut self, origin: Option<&Origin>) {
+        let position = origin.and_then(|o| self.raw.iter().position(|r| r.as_ref().is_some_and(|r| &r.origin == o)));
+        match position.and_then(|i| self.rejected.get_mut(i)) {
+            Some(slot) => *slot = true,
+            None => self.rejected.push(true),
+        }
     }
 
     fn dead_letter(&mut self, raw: Option<&ConsumedRecord>, rejection: &Rejection) -> Result<(), Error> {
@@ -412,7 +452,8 @@ where
             "Record dead-lettered."
         );
         self.stats.dead_lettered += 1;
-        dlq.reject(raw, rejection)
+        dlq.reject(raw, rejection);
+        Ok(())
     }
 
     fn dead_letter_sink_rejections(&mut self, rejected: Vec<SinkRejection>) -> Result<(), Error> {
@@ -422,6 +463,7 @@ where
             }
             let raw = origin.as_ref().and_then(|o| self.find_raw(o));
             self.dead_letter(raw.as_ref(), &rejection)?;
+            self.mark_rejected(origin.as_ref());
         }
         Ok(())
     }
@@ -444,8 +486,10 @@ where
         if outcomes.is_empty() {
             return Ok(());
         }
+        self.rejected.clear();
         for outcome in outcomes {
-            self.settle(outcome, None)?;
+            let rejected = self.settle(outcome, None)?;
+            self.rejected.push(rejected);
         }
         // A tick's records may have been held back like a batch's.
         self.end_batch()?;

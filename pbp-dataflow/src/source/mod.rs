@@ -67,7 +67,13 @@ pub trait Source: Send {
     /// The next pending change of the partitions this source reads.
     fn next_rebalance(&mut self) -> Option<Rebalance>;
 
-    /// Called while the pipeline waits on a slow sink; see [`Consumer::keep_alive`](crate::transport::Consumer::keep_alive).
+    /// Called after a [`Rebalance::Revoked`] was handled (output flushed, offsets committed); see
+    /// [`Consumer::release`](crate::transport::Consumer::release).
+    async fn release(&mut self, _partitions: &[TopicPartition]) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Called while the pipeline waits on a slow sink or restores state; see [`Consumer::keep_alive`](crate::transport::Consumer::keep_alive).
     async fn keep_alive(&mut self) -> Result<(), Error> {
         Ok(())
     }

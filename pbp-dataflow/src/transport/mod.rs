@@ -146,8 +146,18 @@ pub trait Consumer: Send {
     /// Partitions currently owned.
     fn assignment(&self) -> Vec<TopicPartition>;
 
+    /// Called once the pipeline has handled a [`Rebalance::Revoked`]: it finished what it processed of those
+    /// partitions, its output is acknowledged and its offsets are committed. A transport whose group waits for
+    /// that (Kafka: the revoked partitions are kept until this call) gives the partitions up here; they stay in
+    /// [`assignment`](Self::assignment) until then, so that the pipeline's last commit of them is accepted. The
+    /// default does nothing.
+    async fn release(&mut self, _partitions: &[TopicPartition]) -> Result<(), TransportError> {
+        Ok(())
+    }
+
     /// The next pending change of assignment, if any. The pipeline handles it before processing records of
-    /// newly assigned partitions (restoring state) and after committing revoked ones.
+    /// newly assigned partitions (restoring state); for revoked ones it commits what it finished and then calls
+    /// [`release`](Self::release).
     fn next_rebalance(&mut self) -> Option<Rebalance>;
 
     /// The consumer's position (next offset to read) on an owned partition.
@@ -242,5 +252,9 @@ pub async fn read_until<E: From<TransportError>>(
         for r in buf.drain(..) {
             apply(r)?;
         }
+        // A reader with records queued answers at once, so this loop would never give the thread up while it
+        // reads a long changelog: yield, so that what runs beside it (the pipeline keeping its source alive in
+        // the group) gets its turn.
+        tokio::task::yield_now().await;
     }
 }

@@ -54,19 +54,28 @@ pub fn embedded_with_capacity(capacity_bytes: usize) -> (Env, EmbeddedLog) {
 /// unreachable and `PBP_REQUIRE_SERVICES` is not set (with it set, an unreachable broker fails the test).
 #[cfg(feature = "kafka")]
 pub fn kafka() -> Option<Env> {
+    kafka_with(&[])
+}
+
+/// [`kafka`] with extra librdkafka properties for every client.
+#[cfg(feature = "kafka")]
+pub fn kafka_with(properties: &[(&str, &str)]) -> Option<Env> {
     init_logging();
     use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
     let brokers = std::env::var("PBP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let reachable = brokers.split(',').any(|b| std::net::TcpStream::connect(b.trim()).is_ok());
     if !reachable {
         assert!(
-            std::env::var("PBP_REQUIRE_SERVICES").is_err(),
+            !pbp_dataflow::testing::services_required(),
             "PBP_REQUIRE_SERVICES is set but no Kafka broker answers at {brokers}"
         );
         eprintln!("skipped: no Kafka broker at {brokers} (set PBP_KAFKA_BROKERS, or start tansu)");
         return None;
     }
-    let config = KafkaConfig::new(brokers).set("session.timeout.ms", "6000").set("heartbeat.interval.ms", "1000");
+    let mut config = KafkaConfig::new(brokers).set("session.timeout.ms", "6000").set("heartbeat.interval.ms", "1000");
+    for (k, v) in properties {
+        config = config.set(*k, *v);
+    }
     let run = format!(
         "t{}-{}",
         std::process::id(),

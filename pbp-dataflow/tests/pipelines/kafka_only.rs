@@ -67,3 +67,12 @@ async fn slow_sink_keeps_group_membership_by_pausing() {
     assert_eq!(values, (0..300).collect::<Vec<_>>(), "every record exactly once: the member never left its group");
     assert_eq!(stats.assignments, 1, "no rebalance while the sink was slow");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_table_joins_a_record_appended_right_after_its_table_entry_with_fast_fetches() {
+    // The stream's consumer fetches as eagerly as the table's reader: a play can then arrive before the reader
+    // fetched its team, unless the table catches up to the topic's end before the batch is joined.
+    let Some(env) = crate::common::kafka_with(&[("fetch.wait.max.ms", "1")]) else { return };
+    crate::common::bounded(crate::scenarios::global_table_joins_a_record_appended_right_after_its_table_entry(env))
+        .await;
+}

@@ -35,6 +35,19 @@ macro_rules! scenarios {
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn global_table_joins_a_record_appended_right_after_its_table_entry() {
+                if let Some(env) = $env {
+                    crate::common::bounded(s::global_table_joins_a_record_appended_right_after_its_table_entry(env))
+                        .await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_codec_that_waits_holds_records_back_without_dead_lettering() {
+                if let Some(env) = $env {
+                    crate::common::bounded(s::a_codec_that_waits_holds_records_back_without_dead_lettering(env)).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn dead_letters_carry_bytes_and_kip1034_headers() {
                 if let Some(env) = $env {
                     crate::common::bounded(s::dead_letters_carry_bytes_and_kip1034_headers(env)).await;
@@ -44,6 +57,12 @@ macro_rules! scenarios {
             async fn dlq_limit_stops_the_pipeline_without_committing() {
                 if let Some(env) = $env {
                     crate::common::bounded(s::dlq_limit_stops_the_pipeline_without_committing(env)).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dlq_limit_counts_records_in_the_order_they_came() {
+                if let Some(env) = $env {
+                    crate::common::bounded(s::dlq_limit_counts_records_in_the_order_they_came(env)).await;
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

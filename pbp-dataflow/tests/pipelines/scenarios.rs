@@ -537,3 +537,207 @@ pub async fn sink_rejections_are_dead_lettered_and_count_toward_the_limit(env: E
         .with_dlq(DeadLetterQueue::new(&dlq_topic).with_limit(limit));
     assert!(matches!(p.run_until_idle().await, Err(Error::DlqLimitExceeded(_))));
 }
+
+/// `n` JSON plays on one partition, where `bad(i)` makes record `i` undecodable.
+async fn plays_with_bad(env: &Env, topic: &str, n: usize, bad: impl Fn(usize) -> bool) {
+    let raw = (0..n)
+        .map(|i| {
+            let value =
+                if bad(i) { Bytes::from_static(b"not json") } else { Bytes::from(format!("{{\"points\":{}}}", i % 4)) };
+            RawRecord::new(None, Some(value))
+        })
+        .collect();
+    env.produce_raw(topic, raw).await;
+}
+
+fn decoding_pipeline(
+    env: &Env,
+    input: &str,
+    group: &str,
+    out: &str,
+    dlq_topic: &str,
+    limit: DlqLimit,
+    batch_size: usize,
+) -> pbp_dataflow::Pipeline<
+    impl pbp_dataflow::source::Source<Key = (), Value = Play>,
+    impl Operator<(), Play, OutKey = (), OutValue = u64>,
+    impl pbp_dataflow::sink::Sink<(), u64>,
+> {
+    env.dataflow("decode")
+        .with_config(PipelineConfig {
+            batch_size,
+            poll_timeout: Duration::from_millis(20),
+            ..PipelineConfig::default()
+        })
+        .source(TopicSource::new(input, group, pbp_dataflow::codec::Unit, Json::<Play>::new()))
+        .map(|p: Play| u64::from(p.points))
+        .to(TopicSink::new(out, pbp_dataflow::codec::Unit, BigEndian))
+        .with_dlq(DeadLetterQueue::new(dlq_topic).with_limit(limit))
+}
+
+pub async fn dlq_limit_counts_records_in_the_order_they_came(env: Env) {
+    // A ratio limit that applies from the 10th record: with rejects counted before the good records of their
+    // batch, the first batch of a stream with 10 % bad records read as 100 % bad.
+    let limit = DlqLimit { max_invalid_ratio: Some(0.5), max_consecutive: Some(20), window: 100, min_records: 10 };
+    let (input, out, dlq_topic, group) = (env.name("in"), env.name("out"), env.name("dlq"), env.name("g"));
+    env.create(&input, 1).await;
+    env.create(&out, 1).await;
+    plays_with_bad(&env, &input, 1000, |i| i % 10 == 0).await;
+    let mut p = decoding_pipeline(&env, &input, &group, &out, &dlq_topic, limit.clone(), 256);
+    let stats = p.run_until_idle().await.expect("10 % bad records from the very first one is under the limit");
+    assert_eq!((stats.polled, stats.emitted, stats.dead_lettered), (1000, 900, 100));
+    drop(p);
+    assert_eq!(env.read_all(&dlq_topic).await.len(), 100);
+
+    // 60 % bad, interleaved: the ratio trips, with a message that says so, and nothing is committed.
+    let (input, group) = (env.name("in"), env.name("g"));
+    env.create(&input, 1).await;
+    plays_with_bad(&env, &input, 400, |i| i % 5 < 3).await;
+    let mut p = decoding_pipeline(&env, &input, &group, &out, &dlq_topic, limit.clone(), 256);
+    match p.run_until_idle().await {
+        Err(Error::DlqLimitExceeded(why)) => {
+            assert!(why.contains("records rejected") && why.contains("limit 50.0 %"), "{why}");
+        }
+        other => panic!("expected the ratio to stop the pipeline, got {other:?}"),
+    }
+    drop(p);
+    let mut p = decoding_pipeline(&env, &input, &group, &out, &dlq_topic, DlqLimit::unlimited(), 256);
+    assert_eq!(p.run_until_idle().await.unwrap().polled, 400, "the stopped batch was not committed");
+
+    // A run of rejects that crosses a batch boundary counts as one run: 30 in a row, then good records, with
+    // batches of 16, trips a limit of 20 in a row.
+    let (input, group) = (env.name("in"), env.name("g"));
+    env.create(&input, 1).await;
+    plays_with_bad(&env, &input, 100, |i| (40..70).contains(&i)).await;
+    let consecutive = DlqLimit { max_invalid_ratio: None, ..limit };
+    let mut p = decoding_pipeline(&env, &input, &group, &out, &dlq_topic, consecutive, 16);
+    match p.run_until_idle().await {
+        Err(Error::DlqLimitExceeded(why)) => assert!(why.contains("21 consecutive records rejected"), "{why}"),
+        other => panic!("expected the consecutive limit to stop the pipeline, got {other:?}"),
+    }
+}
+
+/// A team's value, as joined.
+fn team_name(i: u64) -> String {
+    format!("Team {i}")
+}
+
+pub async fn global_table_joins_a_record_appended_right_after_its_table_entry(env: Env) {
+    const TRIALS: u64 = 1000;
+    let (teams, input, group) = (env.name("teams"), env.name("plays"), env.name("g"));
+    env.create_compacted(&teams, 1).await;
+    env.create(&input, 2).await;
+    let table: GlobalTable<String, String> = GlobalTable::new(teams.as_str(), Utf8, Utf8);
+    let (sink, joined) = pbp_dataflow::sink::CollectSink::new();
+    let pipeline = env
+        .dataflow("join")
+        .source(TopicSource::new(&input, &group, Utf8, BigEndian))
+        // Inner join: a play whose team the table does not know yet is dropped.
+        .join_global(&table, |r: &Record<String, u64>| Some(r.key.clone()), |v: u64, name: &String| (v, name.clone()))
+        // Left join: it would be joined with nothing.
+        .left_join_global(
+            &table,
+            |r: &Record<String, (u64, String)>| Some(r.key.clone()),
+            |(v, inner): (u64, String), name: Option<&String>| (v, inner, name.cloned()),
+        )
+        .to(sink);
+    let shutdown = Shutdown::new();
+    let running = {
+        let s = shutdown.clone();
+        tokio::spawn(async move { pipeline.run(async move { s.wait().await }).await })
+    };
+    // Each trial: a new team, acknowledged, then at once its first play.
+    for i in 0..TRIALS {
+        let team = format!("t{i}");
+        env.produce(&teams, &[(team.clone(), team_name(i))], &Utf8, &Utf8).await;
+        env.produce(&input, &[(team, i)], &Utf8, &BigEndian).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while (joined.lock().len() as u64) < TRIALS && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.trigger();
+    let stats = running.await.unwrap().unwrap();
+    let joined = joined.lock();
+    let empty = joined.iter().filter(|r| r.value.2.is_none()).count();
+    assert_eq!((stats.dropped, empty), (0, 0), "no play dropped or joined with nothing because the table was behind");
+    assert_eq!(joined.len() as u64, TRIALS);
+    for r in joined.iter() {
+        let (v, inner, left) = &r.value;
+        assert_eq!((inner, left.as_ref()), (&team_name(*v), Some(&team_name(*v))), "play {v} joined with its own team");
+    }
+}
+
+/// Decodes big-endian numbers; numbers from 100 on need a "schema" fetched from a registry that can be down,
+/// and 666 names a schema the registry does not know.
+struct NeedsRegistry {
+    up: Arc<AtomicBool>,
+    fetched: parking_lot::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl pbp_dataflow::Codec<u64> for NeedsRegistry {
+    fn encode(&self, v: &u64) -> Result<Option<Bytes>, pbp_dataflow::CodecError> {
+        BigEndian.encode(v)
+    }
+    fn decode(&self, b: Option<&Bytes>) -> Result<u64, pbp_dataflow::CodecError> {
+        let v: u64 = BigEndian.decode(b)?;
+        if v == 666 {
+            return Err(pbp_dataflow::CodecError::invalid("test", "schema 666 not found"));
+        }
+        if v >= 100 && !self.fetched.lock().contains(&v) {
+            return Err(pbp_dataflow::CodecError::unavailable("test", format!("schema {v} not fetched yet")));
+        }
+        Ok(v)
+    }
+    fn prepare<'a>(&'a self, b: Option<&'a Bytes>) -> pbp_dataflow::codec::Prepared<'a> {
+        Box::pin(async move {
+            let v: u64 = BigEndian.decode(b)?;
+            if !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(pbp_dataflow::CodecError::unavailable("test", "registry down"));
+            }
+            self.fetched.lock().insert(v);
+            Ok(())
+        })
+    }
+}
+
+pub async fn a_codec_that_waits_holds_records_back_without_dead_lettering(env: Env) {
+    let (input, dlq_topic, group) = (env.name("in"), env.name("dlq"), env.name("g"));
+    env.create(&input, 1).await;
+    let values: Vec<(String, u64)> = [1, 2, 100, 3, 666, 4, 101].iter().map(|v| ("k".to_owned(), *v)).collect();
+    env.produce(&input, &values, &Utf8, &BigEndian).await;
+    let up = Arc::new(AtomicBool::new(false));
+    let codec = NeedsRegistry { up: up.clone(), fetched: Default::default() };
+    let (sink, seen) = pbp_dataflow::sink::CollectSink::new();
+    let pipeline = env
+        .dataflow("waits")
+        .source(TopicSource::new(&input, &group, Utf8, codec))
+        .to(sink)
+        .with_dlq(DeadLetterQueue::new(&dlq_topic));
+    let shutdown = Shutdown::new();
+    let running = {
+        let s = shutdown.clone();
+        tokio::spawn(async move { pipeline.run(async move { s.wait().await }).await })
+    };
+    let values_seen = || seen.lock().iter().map(|r| r.value).collect::<Vec<u64>>();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while values_seen().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the records before the waiting one did not flow");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // While the registry is down, nothing after the waiting record moves, and nothing is dead-lettered.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(values_seen(), [1, 2]);
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    while values_seen().len() < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "the held records did not follow: {:?}", values_seen());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.trigger();
+    let stats = running.await.unwrap().unwrap();
+    assert_eq!(values_seen(), [1, 2, 100, 3, 4, 101], "every record, in order");
+    assert_eq!(stats.dead_lettered, 1, "only the record whose schema does not exist");
+    let dead = env.read_all(&dlq_topic).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(BigEndian.decode(dead[0].record.value.as_ref()).map(|v: u64| v).unwrap(), 666);
+}

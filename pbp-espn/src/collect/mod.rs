@@ -48,6 +48,10 @@ pub struct CollectorConfig {
     pub play_source: PlaySource,
     /// A game collector gives up after this many consecutive 4xx answers (an unknown game id; default 10).
     pub give_up_after_client_errors: u32,
+    /// A play absent from this many consecutive snapshots of its game is delivered as deleted
+    /// ([`ChangeKind::Deleted`](crate::ChangeKind::Deleted); default [`DEFAULT_DELETE_AFTER`](crate::DEFAULT_DELETE_AFTER),
+    /// 2; 0 never deletes).
+    pub delete_after_absent_snapshots: u32,
 }
 
 impl CollectorConfig {
@@ -61,6 +65,7 @@ impl CollectorConfig {
             date: None,
             play_source: PlaySource::Summary,
             give_up_after_client_errors: 10,
+            delete_after_absent_snapshots: crate::diff::DEFAULT_DELETE_AFTER,
         }
     }
 }
@@ -75,7 +80,7 @@ pub enum CollectorEvent {
         /// The scoreboard.
         scoreboard: Box<Scoreboard>,
     },
-    /// New and corrected plays of one game from one fetch.
+    /// New, corrected and deleted plays of one game from one fetch.
     Plays(PlayBatch),
     /// A game collector stopped after the final whistle and one last fetch.
     GameFinished {
@@ -110,9 +115,10 @@ pub struct PlayBatch {
     pub league: League,
     /// The game.
     pub game_id: String,
-    /// New and updated plays in feed order.
+    /// New and updated plays in feed order, then deleted plays (each with its last emitted version).
     pub changes: Vec<PlayChange>,
-    /// Play ids that disappeared from the feed.
+    /// Play ids that disappeared from the feed in this fetch (deleted once absent long enough; see
+    /// [`CollectorConfig::delete_after_absent_snapshots`]).
     pub vanished: Vec<String>,
 }
 

@@ -24,6 +24,7 @@ pub struct PlayCollector {
     interval: Duration,
     source: PlaySource,
     give_up_after: u32,
+    delete_after: u32,
     state: GameSnapshotState,
     events: mpsc::Sender<CollectorEvent>,
     undecodable: UndecodableFilter,
@@ -44,21 +45,28 @@ impl PlayCollector {
             interval: config.plays_interval,
             source: config.play_source,
             give_up_after: config.give_up_after_client_errors.max(1),
-            state: GameSnapshotState::new(),
+            delete_after: config.delete_after_absent_snapshots,
+            state: GameSnapshotState::new().with_delete_after(config.delete_after_absent_snapshots),
             events,
             undecodable: UndecodableFilter::default(),
         }
     }
 
-    /// Starts from a restored state (see [`GameSnapshotState::restore`]) so a restart re-emits nothing.
+    /// Starts from a restored state (see [`GameSnapshotState::restore`]) so a restart re-emits nothing. The
+    /// collector's deletion rule ([`CollectorConfig::delete_after_absent_snapshots`]) applies to it.
     pub fn with_state(mut self, state: GameSnapshotState) -> PlayCollector {
-        self.state = state;
+        self.state = state.with_delete_after(self.delete_after);
         self
     }
 
     /// Runs until the game is over (then returns its final state) or `cancel` fires (returns the state so far).
+    ///
+    /// Over means: a fetch after the one that showed the final whistle (for the last corrections), and no play
+    /// missing from the feed that a few more fetches would delete; those are made, at most
+    /// `delete_after_absent_snapshots` of them, so that a play ESPN removes at the end is deleted too.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<GameSnapshotState, CollectorError> {
         let mut final_seen = false;
+        let mut fetches_after_final: u32 = 0;
         let mut client_errors = 0;
         loop {
             let fetched = tokio::select! {
@@ -70,17 +78,24 @@ impl PlayCollector {
                     client_errors = 0;
                     self.undecodable.reset();
                     let is_final = game_is_final(&fetched.value);
-                    if !fetched.not_modified {
+                    // A 304 is the same snapshot again: nothing new, but one more snapshot without the plays
+                    // that are missing from it, which counts towards deleting them.
+                    if !fetched.not_modified || self.state.pending_deletions() > 0 {
                         self.emit(&fetched.value).await?;
                     }
                     if final_seen {
+                        fetches_after_final += 1;
+                    }
+                    let deletions_pending =
+                        self.state.pending_deletions() > 0 && fetches_after_final <= self.delete_after;
+                    if final_seen && !deletions_pending {
                         tracing::info!(game_id = %self.game_id, league = %self.league, plays = self.state.len(), "Game collected.");
                         let finished =
                             CollectorEvent::GameFinished { league: self.league, game_id: self.game_id.clone() };
                         self.events.send(finished).await.map_err(|_| CollectorError::ChannelClosed)?;
                         return Ok(self.state);
                     }
-                    final_seen = is_final;
+                    final_seen |= is_final;
                 }
                 Err(ClientError::Status { status, .. }) if (400..500).contains(&status) && status != 429 => {
                     client_errors += 1;
@@ -137,6 +152,15 @@ impl PlayCollector {
         }
         if !diff.vanished.is_empty() {
             tracing::warn!(game_id = %self.game_id, vanished = ?diff.vanished, "Plays vanished from the feed.");
+        }
+        let deleted: Vec<&str> = diff
+            .changes
+            .iter()
+            .filter(|c| c.kind == crate::diff::ChangeKind::Deleted)
+            .map(|c| c.play.play_id.as_str())
+            .collect();
+        if !deleted.is_empty() {
+            tracing::info!(game_id = %self.game_id, ?deleted, "Plays deleted from the feed.");
         }
         if diff.changes.is_empty() && diff.vanished.is_empty() {
             return Ok(());

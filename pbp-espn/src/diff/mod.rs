@@ -8,9 +8,16 @@
 //! * [`ChangeKind::New`] for ids never seen (late inserts included, flagged [`PlayChange::late_insert`]),
 //! * [`ChangeKind::Updated`] for known ids whose content changed (a correction: score, text, type, clock, …),
 //! * `vanished` ids that were in the previous snapshot and are not in this one (noted once; if such a play comes
-//!   back unchanged it is not emitted again, and if it comes back changed it is an update).
+//!   back unchanged before it is deleted it is not emitted again, and if it comes back changed it is an update),
+//! * [`ChangeKind::Deleted`] for a play absent from [`GameSnapshotState::delete_after`] consecutive snapshots
+//!   (default [`DEFAULT_DELETE_AFTER`], 2; 0 never deletes): ESPN removed it. The change carries the play's last
+//!   emitted version. A play back after its deletion is [`ChangeKind::New`] again.
 //!
-//! Changes are ordered by feed position.
+//! One snapshot without the play is not enough: a stale copy of the document from a cache can lack the latest
+//! plays for one fetch. And a snapshot with no play at all does not count towards deletions (ESPN serving an
+//! empty list mid-game is a fault, not the removal of the whole game).
+//!
+//! New and updated plays are ordered by feed position, then the deletions by id.
 //!
 //! # Restart rule
 //!
@@ -33,25 +40,32 @@ pub enum ChangeKind {
     New,
     /// A play id already emitted, with different content.
     Updated,
+    /// A play id emitted before and absent from the last [`GameSnapshotState::delete_after`] snapshots: ESPN
+    /// removed it.
+    Deleted,
 }
+
+/// Consecutive snapshots without a play after which it is deleted, by default.
+pub const DEFAULT_DELETE_AFTER: u32 = 2;
 
 /// One play to emit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlayChange {
     /// New or updated.
     pub kind: ChangeKind,
-    /// Index of the play in the snapshot (feed order).
+    /// Index of the play in the snapshot (feed order); for a deletion, the snapshot's length (the play is in
+    /// none of its places).
     pub position: usize,
     /// True for a new play inserted before plays that were already known: ESPN logged it late.
     pub late_insert: bool,
-    /// The play.
+    /// The play (for a deletion, its last emitted version).
     pub play: NormalizedPlay,
 }
 
 /// The outcome of one snapshot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SnapshotDiff {
-    /// New and updated plays, in feed order.
+    /// New and updated plays, in feed order, then deleted plays.
     pub changes: Vec<PlayChange>,
     /// Ids present in the previous snapshot and absent from this one.
     pub vanished: Vec<String>,
@@ -66,16 +80,36 @@ impl SnapshotDiff {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Tracked {
     fingerprint: u64,
+    /// In the last snapshot.
     present: bool,
+    /// Consecutive counted snapshots without the play.
+    absent: u32,
+    /// Emitted as deleted, and not back since.
+    deleted: bool,
+    /// The last version emitted: what a deletion carries.
+    play: NormalizedPlay,
 }
 
-/// Per-game diff state: the fingerprint of every play emitted so far.
-#[derive(Debug, Clone, Default)]
+impl Tracked {
+    fn emitted(play: NormalizedPlay, fingerprint: u64) -> Self {
+        Tracked { fingerprint, present: true, absent: 0, deleted: false, play }
+    }
+}
+
+/// Per-game diff state: the fingerprint and last emitted version of every play emitted so far.
+#[derive(Debug, Clone)]
 pub struct GameSnapshotState {
     plays: HashMap<String, Tracked>,
+    delete_after: u32,
+}
+
+impl Default for GameSnapshotState {
+    fn default() -> Self {
+        GameSnapshotState { plays: HashMap::new(), delete_after: DEFAULT_DELETE_AFTER }
+    }
 }
 
 impl GameSnapshotState {
@@ -89,9 +123,30 @@ impl GameSnapshotState {
     pub fn restore<'a>(emitted: impl IntoIterator<Item = &'a NormalizedPlay>) -> GameSnapshotState {
         let plays = emitted
             .into_iter()
-            .map(|play| (play.play_id.clone(), Tracked { fingerprint: fingerprint(play), present: true }))
+            .map(|play| (play.play_id.clone(), Tracked::emitted(play.clone(), fingerprint(play))))
             .collect();
-        GameSnapshotState { plays }
+        GameSnapshotState { plays, ..GameSnapshotState::default() }
+    }
+
+    /// Deletes a play after `snapshots` consecutive snapshots without it (0: never).
+    #[must_use]
+    pub fn with_delete_after(mut self, snapshots: u32) -> GameSnapshotState {
+        self.delete_after = snapshots;
+        self
+    }
+
+    /// Consecutive snapshots without a play after which it is deleted (0: never).
+    pub fn delete_after(&self) -> u32 {
+        self.delete_after
+    }
+
+    /// Plays missing from the last snapshot and not deleted yet: a collector that stops now would never
+    /// delete them.
+    pub fn pending_deletions(&self) -> usize {
+        if self.delete_after == 0 {
+            return 0;
+        }
+        self.plays.values().filter(|t| !t.present && !t.deleted).count()
     }
 
     /// Number of distinct play ids known.
@@ -123,26 +178,48 @@ impl GameSnapshotState {
             }
             let print = fingerprint(play);
             match self.plays.get(&play.play_id) {
+                // Back after its deletion: a new play again.
                 None => pending.push((index, ChangeKind::New, print)),
+                Some(tracked) if tracked.deleted => pending.push((index, ChangeKind::New, print)),
                 Some(tracked) if tracked.fingerprint != print => pending.push((index, ChangeKind::Updated, print)),
                 Some(_) => {}
             }
         }
+        // An empty snapshot is a fault of the feed, not the removal of every play: it does not count.
+        let counts = self.delete_after > 0 && !snapshot.is_empty();
+        let mut deleted: Vec<NormalizedPlay> = Vec::new();
         for (id, tracked) in &mut self.plays {
             let present = seen.contains(id.as_str());
             if tracked.present && !present {
                 diff.vanished.push(id.clone());
             }
             tracked.present = present;
+            if present {
+                tracked.absent = 0;
+            } else if counts && !tracked.deleted {
+                tracked.absent += 1;
+                if tracked.absent >= self.delete_after {
+                    tracked.deleted = true;
+                    deleted.push(tracked.play.clone());
+                }
+            }
         }
         diff.vanished.sort();
+        let length = snapshot.len();
         let mut plays: Vec<Option<NormalizedPlay>> = snapshot.into_iter().map(Some).collect();
         for (position, kind, print) in pending {
             let Some(play) = plays.get_mut(position).and_then(Option::take) else { continue };
-            self.plays.insert(play.play_id.clone(), Tracked { fingerprint: print, present: true });
+            self.plays.insert(play.play_id.clone(), Tracked::emitted(play.clone(), print));
             let late_insert = kind == ChangeKind::New && known_after[position];
             diff.changes.push(PlayChange { kind, position, late_insert, play });
         }
+        deleted.sort_by(|a, b| a.play_id.cmp(&b.play_id));
+        diff.changes.extend(deleted.into_iter().map(|play| PlayChange {
+            kind: ChangeKind::Deleted,
+            position: length,
+            late_insert: false,
+            play,
+        }));
         diff
     }
 }
@@ -225,7 +302,8 @@ mod tests {
 
     #[test]
     fn corrections_are_updates_and_vanished_plays_are_noted_once() {
-        let mut state = GameSnapshotState::new();
+        // Deletions off: a vanished play is only noted.
+        let mut state = GameSnapshotState::new().with_delete_after(0);
         state.apply(vec![play("4", 0), play("5", 2), play("6", 2)]);
         let diff = state.apply(vec![play("4", 0), play("5", 3)]);
         assert_eq!(ids(&diff), [("5", ChangeKind::Updated, false)]);
@@ -235,6 +313,48 @@ mod tests {
         // Back unchanged: not emitted again.
         let back = state.apply(vec![play("4", 0), play("5", 3), play("6", 2)]);
         assert!(back.changes.is_empty());
+    }
+
+    #[test]
+    fn a_play_absent_from_two_snapshots_is_deleted_once_and_can_come_back() {
+        let mut state = GameSnapshotState::new();
+        assert_eq!(state.delete_after(), DEFAULT_DELETE_AFTER);
+        state.apply(vec![play("4", 0), play("5", 2), play("6", 2)]);
+        // Missing once (a stale copy, say): noted, not deleted; back unchanged: nothing.
+        let once = state.apply(vec![play("4", 0), play("6", 2)]);
+        assert!(once.changes.is_empty() && once.vanished == ["5"], "{once:?}");
+        assert_eq!(state.pending_deletions(), 1);
+        assert!(state.apply(vec![play("4", 0), play("5", 2), play("6", 2)]).is_empty());
+        assert_eq!(state.pending_deletions(), 0);
+        // Missing twice in a row: deleted, with its last version.
+        state.apply(vec![play("4", 0), play("6", 2)]);
+        let gone = state.apply(vec![play("4", 0), play("6", 2)]);
+        assert_eq!(ids(&gone), [("5", ChangeKind::Deleted, false)]);
+        assert_eq!((gone.changes[0].play.home_score, gone.changes[0].position), (2, 2));
+        assert_eq!(state.pending_deletions(), 0);
+        // Deleted once only; an empty snapshot does not count.
+        assert!(state.apply(vec![play("4", 0), play("6", 2)]).changes.is_empty());
+        assert!(state.apply(Vec::new()).changes.is_empty());
+        assert!(state.apply(vec![play("4", 0)]).changes.is_empty(), "6 missing once (the empty one did not count)");
+        // ESPN restores 5 (as it was): new again; 6 is missing a second time: deleted after the new plays.
+        let back = state.apply(vec![play("4", 0), play("5", 2)]);
+        assert_eq!(ids(&back), [("5", ChangeKind::New, false), ("6", ChangeKind::Deleted, false)]);
+    }
+
+    #[test]
+    fn deletions_follow_the_configured_count_and_restored_states() {
+        let mut never = GameSnapshotState::new().with_delete_after(0);
+        never.apply(vec![play("4", 0), play("5", 0)]);
+        for _ in 0..5 {
+            assert!(never.apply(vec![play("4", 0)]).changes.is_empty());
+        }
+        assert_eq!(never.pending_deletions(), 0);
+        let mut three = GameSnapshotState::restore(&[play("4", 0), play("5", 1)]).with_delete_after(3);
+        assert!(three.apply(vec![play("4", 0)]).changes.is_empty());
+        assert!(three.apply(vec![play("4", 0)]).changes.is_empty());
+        let gone = three.apply(vec![play("4", 0)]);
+        assert_eq!(ids(&gone), [("5", ChangeKind::Deleted, false)]);
+        assert_eq!(gone.changes[0].play.home_score, 1, "the restored version");
     }
 
     #[test]

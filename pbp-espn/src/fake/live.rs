@@ -9,11 +9,16 @@
 //! Some plays are corrected (see the `corrections` module for which and how): revealed in a preliminary form,
 //! they show their recorded form from [`CORRECTION_DELAY`] later, or from the end of the game's replay if that is
 //! sooner. When every play is revealed, every correction has landed and the recorded bytes are served as they are.
+//!
+//! Some plays leave the feed for a while or for good (see the `deletions` module): a phantom copy of a basket
+//! shows up after its original and is taken out, a foul is taken out and put back. Every such window ends before
+//! the end of the game's replay.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::corrections::{self, CORRECTION_DELAY, CorrectionKind};
+use super::deletions::{self, DeletionKind, ScheduledDeletion};
 use super::fixtures::{Body, GameDoc};
 use super::time::parse_utc_seconds;
 
@@ -24,6 +29,8 @@ pub(crate) struct Replay {
     reveal_at: Vec<f64>,
     /// Plays served preliminary for a while, in array order.
     corrections: Vec<ScheduledCorrection>,
+    /// Plays taken out of the feed for a while or for good.
+    deletions: Vec<ScheduledDeletion>,
 }
 
 /// A play served in `preliminary` form from `shown_at` (its reveal) until `corrected_at` (exclusive).
@@ -56,8 +63,10 @@ impl Replay {
                     corrected_at,
                 })
             })
-            .collect();
-        Replay { reveal_at, corrections }
+            .collect::<Vec<ScheduledCorrection>>();
+        let corrected: Vec<usize> = corrections.iter().map(|c| c.index).collect();
+        let deletions = deletions::choose(plays, &reveal_at, end, &corrected);
+        Replay { reveal_at, corrections, deletions }
     }
 
     /// Seconds of replay after which every play is revealed.
@@ -80,10 +89,22 @@ impl Replay {
         self.corrections.iter().filter(|c| c.shown_at <= elapsed && elapsed < c.corrected_at).collect()
     }
 
-    /// How many corrections have landed after `elapsed` seconds. With the number of visible plays, this
-    /// determines the rendered document (both only grow with time), so the pair keys the render cache.
+    /// How many corrections have landed after `elapsed` seconds. With the number of visible plays and the
+    /// deletion phase, this determines the rendered document (all three only grow with time), so they key the
+    /// render cache.
     pub(crate) fn landed(&self, elapsed: f64) -> usize {
         self.corrections.iter().filter(|c| c.corrected_at <= elapsed).count()
+    }
+
+    /// Every scheduled deletion.
+    pub(crate) fn deletions(&self) -> &[ScheduledDeletion] {
+        &self.deletions
+    }
+
+    /// How many moments of the deletions (a phantom shown or removed, a play withdrawn or restored) have passed
+    /// after `elapsed` seconds.
+    pub(crate) fn deletion_phase(&self, elapsed: f64) -> usize {
+        self.deletions.iter().map(|d| d.phase(elapsed)).sum()
     }
 
     #[cfg(test)]
@@ -167,8 +188,14 @@ fn ordinal(number: u64) -> String {
 }
 
 /// The game document as ESPN would serve it with only `visible` plays logged, the `pending` ones in their
-/// preliminary form.
-pub(crate) fn render_game(doc: &GameDoc, visible: &[usize], pending: &[&ScheduledCorrection]) -> Body {
+/// preliminary form, and the `deletions` as they stand at `elapsed`.
+pub(crate) fn render_game(
+    doc: &GameDoc,
+    visible: &[usize],
+    pending: &[&ScheduledCorrection],
+    deletions: &[ScheduledDeletion],
+    elapsed: f64,
+) -> Body {
     // Every correction lands by the end of the replay (`Replay::build`), so nothing is pending here.
     if visible.len() == doc.plays.len() {
         return doc.body.clone();
@@ -176,13 +203,24 @@ pub(crate) fn render_game(doc: &GameDoc, visible: &[usize], pending: &[&Schedule
     let view = live_view(doc, visible);
     let mut root = doc.shell.clone();
     if let Some(game) = GameDoc::game_of_mut(doc.kind, &mut root).and_then(Value::as_object_mut) {
-        let plays: Vec<Value> = visible
-            .iter()
-            .filter_map(|&index| match pending.iter().find(|c| c.index == index) {
-                Some(correction) => Some(correction.preliminary.clone()),
-                None => doc.plays.get(index).cloned(),
-            })
-            .collect();
+        let mut plays: Vec<Value> = Vec::with_capacity(visible.len() + 1);
+        for &index in visible {
+            let withdrawn =
+                deletions.iter().any(|d| d.kind == DeletionKind::Withdrawn && d.index == index && d.out_at(elapsed));
+            if !withdrawn {
+                let play = match pending.iter().find(|c| c.index == index) {
+                    Some(correction) => Some(correction.preliminary.clone()),
+                    None => doc.plays.get(index).cloned(),
+                };
+                plays.extend(play);
+            }
+            // A phantom is logged right after its original.
+            for phantom in deletions.iter().filter(|d| d.kind == DeletionKind::Phantom && d.index == index) {
+                if !phantom.out_at(elapsed) {
+                    plays.extend(phantom.phantom.clone());
+                }
+            }
+        }
         game.insert("plays".to_owned(), Value::Array(plays));
         if let Some(competition) = game.get_mut("header").and_then(|h| h.pointer_mut("/competitions/0")) {
             apply_view(competition, &view);

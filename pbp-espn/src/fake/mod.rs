@@ -29,10 +29,18 @@
 //! [`FakeEspn::corrections`] lists the corrected plays with their times, for tests to check every one ended in
 //! its recorded form. The rules in detail are on the variants of [`CorrectionKind`].
 //!
+//! Live mode also *deletes* plays, as ESPN does (unless [`FakeOptions::deletions`] is off): per game, a phantom
+//! copy of the first made two-pointer appears after its original and leaves the feed for good
+//! [`PHANTOM_SHOWN_FOR`] later ([`DeletionKind::Phantom`]), and the first uncorrected foul leaves the feed
+//! [`WITHDRAW_AFTER`] after its reveal and comes back [`WITHDRAWN_FOR`] later ([`DeletionKind::Withdrawn`]).
+//! Both windows end before the end of the game's replay, so the finished replay is still the recorded file.
+//! [`FakeEspn::deletions`] lists them.
+//!
 //! Responses carry an `ETag`; a matching `If-None-Match` gets `304`. Bodies are gzip-compressed when the
 //! request accepts gzip.
 
 mod corrections;
+mod deletions;
 mod faults;
 mod fixtures;
 mod live;
@@ -62,6 +70,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use corrections::{CORRECTION_DELAY, Correction, CorrectionKind, DISTANCE_EVERY};
+pub use deletions::{Deletion, DeletionKind, PHANTOM_SHOWN_FOR, WITHDRAW_AFTER, WITHDRAWN_FOR};
 pub use faults::{Fault, FaultRule};
 
 use crate::League;
@@ -103,12 +112,15 @@ pub struct FakeOptions {
     /// In live mode, serve some plays first in a preliminary form and correct them later (see the module docs).
     /// No effect without `live`.
     pub corrections: bool,
+    /// In live mode, take some plays out of the feed, for good or for a while (see the module docs). No effect
+    /// without `live`.
+    pub deletions: bool,
 }
 
 impl Default for FakeOptions {
-    /// Recorded files as they are; corrections on for whoever turns `live` on.
+    /// Recorded files as they are; corrections and deletions on for whoever turns `live` on.
     fn default() -> Self {
-        FakeOptions { live: false, speed: 1.0, corrections: true }
+        FakeOptions { live: false, speed: 1.0, corrections: true, deletions: true }
     }
 }
 
@@ -130,9 +142,10 @@ impl ReplayClock {
 /// A game document: which kind, which league, which game id.
 type GameKey = (GameKind, League, String);
 
-/// What a live-rendered game document shows: how many plays are revealed and how many corrections have landed.
-/// Both only grow with replay time, so together they determine the body.
-type RenderVersion = (usize, usize);
+/// What a live-rendered game document shows: how many plays are revealed, how many corrections have landed and
+/// how many moments of the deletions have passed. All three only grow with replay time, so together they
+/// determine the body.
+type RenderVersion = (usize, usize, usize);
 
 #[derive(Debug)]
 struct State {
@@ -140,6 +153,8 @@ struct State {
     live: bool,
     /// Live mode with corrections.
     corrections: bool,
+    /// Live mode with deletions.
+    deletions: bool,
     clock: Mutex<ReplayClock>,
     faults: Mutex<Vec<FaultRule>>,
     requests: Mutex<Vec<String>>,
@@ -185,6 +200,7 @@ impl FakeEspn {
             fixtures,
             live: options.live,
             corrections: options.live && options.corrections,
+            deletions: options.live && options.deletions,
             clock: Mutex::new(ReplayClock::Running { started: Instant::now(), speed: options.speed }),
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
@@ -249,6 +265,42 @@ impl FakeEspn {
         });
         corrections.dedup_by(|a, b| (a.league, &a.game_id, &a.play_id) == (b.league, &b.game_id, &b.play_id));
         corrections
+    }
+
+    /// The plays live mode takes out of the feed (empty unless live with deletions), sorted by league, game and
+    /// `shown_at`; a game recorded as both a summary and a cdn page is listed once.
+    pub fn deletions(&self) -> Vec<Deletion> {
+        if !self.state.deletions {
+            return Vec::new();
+        }
+        let seconds = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX);
+        let mut deletions: Vec<Deletion> = self
+            .state
+            .fixtures
+            .games
+            .values()
+            .flat_map(|doc| {
+                doc.replay.deletions().iter().map(|scheduled| Deletion {
+                    league: doc.league,
+                    game_id: doc.game_id.clone(),
+                    play_id: scheduled.play_id.clone(),
+                    kind: scheduled.kind,
+                    shown_at: seconds(scheduled.shown_at),
+                    removed_at: seconds(scheduled.removed_at),
+                    restored_at: scheduled.restored_at.map(seconds),
+                })
+            })
+            .collect();
+        deletions.sort_by(|a, b| {
+            (a.league.slug(), &a.game_id, a.shown_at, &a.play_id).cmp(&(
+                b.league.slug(),
+                &b.game_id,
+                b.shown_at,
+                &b.play_id,
+            ))
+        });
+        deletions.dedup_by(|a, b| (a.league, &a.game_id, &a.play_id) == (b.league, &b.game_id, &b.play_id));
+        deletions
     }
 
     /// Stops the replay clock at its current position; from now on only [`FakeEspn::advance`] moves it.
@@ -500,14 +552,16 @@ fn game(state: &State, kind: GameKind, league: League, game_id: &str) -> RouteRe
     let elapsed = state.clock.lock().elapsed();
     let visible = doc.replay.visible(elapsed);
     let landed = if state.corrections { doc.replay.landed(elapsed) } else { 0 };
-    let version = (visible.len(), landed);
+    let deletion_phase = if state.deletions { doc.replay.deletion_phase(elapsed) } else { 0 };
+    let version = (visible.len(), landed, deletion_phase);
     if let Some((rendered, body)) = state.rendered.lock().get(&key)
         && *rendered == version
     {
         return Ok(body.clone());
     }
     let pending = if state.corrections { doc.replay.pending(elapsed) } else { Vec::new() };
-    let body = live::render_game(doc, &visible, &pending);
+    let deletions = if state.deletions { doc.replay.deletions() } else { &[] };
+    let body = live::render_game(doc, &visible, &pending, deletions, elapsed);
     state.rendered.lock().insert(key, (version, body.clone()));
     Ok(body)
 }

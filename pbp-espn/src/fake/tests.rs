@@ -24,7 +24,7 @@ const CDN_GAME: &str = "401859966";
 
 fn live_fake(files: &[&str], corrections: bool) -> FakeEspn {
     let paths: Vec<PathBuf> = files.iter().map(|name| fixture(name)).collect();
-    let options = FakeOptions { live: true, speed: 1.0, corrections };
+    let options = FakeOptions { live: true, speed: 1.0, corrections, deletions: false };
     let fake = FakeEspn::from_files(&paths, options).unwrap_or_else(|e| panic!("fixtures must load: {e}"));
     fake.use_manual_clock();
     fake
@@ -194,4 +194,57 @@ fn without_corrections_the_replay_never_updates() {
         let (_, plays) = normalize_summary(&summary, Some(League::Nba));
         assert!(state.apply(plays).changes.iter().all(|change| change.kind == ChangeKind::New));
     }
+}
+
+#[test]
+fn deletions_take_plays_out_of_the_feed_and_the_end_is_still_the_recorded_file() {
+    for (file, game_id) in [(SUMMARY, SUMMARY_GAME), (CDN, CDN_GAME)] {
+        let paths = [fixture(file)];
+        let fake =
+            FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: true, deletions: true })
+                .unwrap_or_else(|e| panic!("{e}"));
+        fake.use_manual_clock();
+        let deletions = fake.deletions();
+        let phantom = deletions.iter().find(|d| d.kind == DeletionKind::Phantom).unwrap_or_else(|| panic!("{game_id}"));
+        let withdrawn =
+            deletions.iter().find(|d| d.kind == DeletionKind::Withdrawn).unwrap_or_else(|| panic!("{game_id}"));
+        let recorded = recorded_plays(file);
+        assert!(play(&recorded, &phantom.play_id).is_none(), "a phantom is in no recorded file");
+        assert!(play(&recorded, &withdrawn.play_id).is_some(), "a withdrawn play is a recorded one");
+        assert_eq!(phantom.removed_at - phantom.shown_at, PHANTOM_SHOWN_FOR);
+        assert_eq!(withdrawn.restored_at, Some(withdrawn.removed_at + WITHDRAWN_FOR));
+        // While shown, the phantom sits right after its original, with its clock and running score.
+        set_clock(&fake, phantom.shown_at);
+        let plays = plays_of(&fetch(&fake, game_id));
+        let at =
+            plays.iter().position(|p| p["id"].as_str() == Some(&phantom.play_id)).unwrap_or_else(|| panic!("shown"));
+        let (original, copy) = (&plays[at - 1], &plays[at]);
+        for key in ["clock", "period", "homeScore", "awayScore", "text", "scoreValue"] {
+            assert_eq!(original[key], copy[key], "{game_id}: {key}");
+        }
+        let sequence = |p: &Value| p["sequenceNumber"].as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or_default();
+        assert!(recorded.iter().all(|p| sequence(p) < sequence(copy)), "a sequence no recorded play has");
+        set_clock(&fake, phantom.removed_at);
+        assert!(play(&plays_of(&fetch(&fake, game_id)), &phantom.play_id).is_none(), "{game_id}: removed");
+        // The withdrawn play: there, gone, back.
+        for (at, there) in [
+            (withdrawn.removed_at - Duration::from_secs(1), true),
+            (withdrawn.removed_at, false),
+            (withdrawn.restored_at.unwrap_or_default() - Duration::from_secs(1), false),
+            (withdrawn.restored_at.unwrap_or_default(), true),
+        ] {
+            set_clock(&fake, at);
+            assert_eq!(
+                play(&plays_of(&fetch(&fake, game_id)), &withdrawn.play_id).is_some(),
+                there,
+                "{game_id} {at:?}"
+            );
+        }
+        set_clock(&fake, fake.replay_duration());
+        let bytes = std::fs::read(fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(fetch(&fake, game_id).bytes, bytes, "{game_id}: byte for byte at the end");
+    }
+    // Off: nothing deleted.
+    let off = live_fake(&[SUMMARY], true);
+    assert!(off.deletions().is_empty());
 }

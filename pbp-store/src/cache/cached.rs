@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use super::{Cache, EntryKind};
 use crate::error::{CacheError, Result};
 use crate::model::{
-    GameRow, GameStateRow, GameStatus, GamesQuery, PlayRow, PlaysQuery, PlaysWritten, TeamRow, UpsertOutcome,
+    GameRow, GameStateRow, GameStatus, GamesQuery, PlayRow, PlaysPage, PlaysPageQuery, PlaysQuery, PlaysWritten,
+    TeamRow, UpsertOutcome,
 };
 use crate::repo::Repository;
 
@@ -234,6 +235,22 @@ impl<R: Repository, C: Cache + 'static> Repository for CachedRepository<R, C> {
         let plays = self.repo.last_plays(game_id, n).await?;
         self.fill(&key, &field, &plays, kind).await;
         Ok(plays)
+    }
+
+    /// Not cached here: a page is read once per client and position (the REST API keeps whole answers in the
+    /// `plays:{game}` group itself), and a stale page must never reach a reader of the change feed.
+    async fn plays_page(&self, game_id: &str, query: &PlaysPageQuery) -> Result<PlaysPage> {
+        self.repo.plays_page(game_id, query).await
+    }
+
+    /// Not cached: see [`plays_page`](Self::plays_page).
+    async fn play_changes(&self, game_id: &str, after: i64, limit: Option<u32>) -> Result<Vec<PlayRow>> {
+        self.repo.play_changes(game_id, after, limit).await
+    }
+
+    /// Not cached: it moves with every play written, and it says what a reader may take as committed.
+    async fn change_number(&self, game_id: &str) -> Result<Option<i64>> {
+        self.repo.change_number(game_id).await
     }
 
     async fn game_state(&self, game_id: &str) -> Result<Option<GameStateRow>> {

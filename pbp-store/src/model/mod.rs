@@ -57,22 +57,25 @@ impl Side {
     }
 }
 
-/// Whether a play was first seen or is a correction of a play already emitted.
+/// Whether a play was first seen, is a correction of a play already emitted, or was deleted from the feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlayChange {
-    /// Seen for the first time.
+    /// Seen for the first time (or back after a deletion).
     New,
     /// A correction.
     Update,
+    /// Deleted from the feed: written, the row becomes a tombstone (see [`PlayRow`]).
+    Delete,
 }
 
 impl PlayChange {
-    /// The stored spelling: `"new"` or `"update"`.
+    /// The stored spelling: `"new"`, `"update"` or `"delete"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",
             Self::Update => "update",
+            Self::Delete => "delete",
         }
     }
 }
@@ -108,7 +111,7 @@ macro_rules! enum_from_str {
 
 enum_from_str!(GameStatus, "game status", "pre" => GameStatus::Pre, "in" => GameStatus::In, "post" => GameStatus::Post);
 enum_from_str!(Side, "side", "home" => Side::Home, "away" => Side::Away);
-enum_from_str!(PlayChange, "play change", "new" => PlayChange::New, "update" => PlayChange::Update);
+enum_from_str!(PlayChange, "play change", "new" => PlayChange::New, "update" => PlayChange::Update, "delete" => PlayChange::Delete);
 
 /// Reference data of one team. Key: `(league, id)` (the feed's team ids are unique only within a league).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,8 +184,15 @@ pub struct Coordinate {
 /// One enriched play. Key: `(game_id, play_id)`.
 ///
 /// *Content* is every field except the delivery metadata `change`, `fetched_at`, `enriched_at` and the
-/// store-maintained `revision`: a re-delivered play with the same content changes nothing; one with different
-/// content (a correction) replaces the stored row and bumps `revision`.
+/// store-maintained `revision` and `change_number`: a re-delivered play with the same content changes nothing;
+/// one with different content (a correction) replaces the stored row and bumps `revision`.
+///
+/// A row written with `change` [`PlayChange::Delete`] deletes the play: the stored row becomes a *tombstone*
+/// (its last content, marked deleted, with a new revision and change number), which the reads of plays skip and
+/// the change feed ([`Repository::play_changes`](crate::Repository::play_changes)) reports. Being deleted counts
+/// as content: a re-delivered deletion changes nothing, and the play written again (ESPN restored it) replaces
+/// the tombstone even with its old content. A deletion of a play never stored leaves a tombstone too, so that a
+/// late, older delivery of the play does not bring it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayRow {
     /// The game's id (a stored game).
@@ -248,8 +258,14 @@ pub struct PlayRow {
     pub fetched_at: i64,
     /// When enrich produced the play (delivery metadata).
     pub enriched_at: i64,
-    /// Number of content versions stored; set by the store (1 on insert, +1 per correction), ignored on write.
+    /// Number of content versions stored; set by the store (1 on insert, +1 per correction or deletion), ignored
+    /// on write.
     pub revision: i64,
+    /// The game's change number of the row's last change (insert, correction or deletion); set by the store,
+    /// ignored on write. Every write that changes a game's plays gives each changed play the next numbers of
+    /// the game's counter, in commit order, so a client that holds every change up to `N` asks for the plays
+    /// whose change number is above `N`.
+    pub change_number: i64,
 }
 
 /// Running counters of one team in one game.
@@ -348,7 +364,8 @@ pub struct PlaysQuery {
     pub limit: Option<u32>,
 }
 
-/// A play a write inserted or changed, and the revision it now has (1 when inserted).
+/// A play a write inserted, changed or deleted, and the revision and change number it now has (revision 1 when
+/// inserted).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PlayRevision {
     /// The play's game.
@@ -357,6 +374,49 @@ pub struct PlayRevision {
     pub play_id: String,
     /// Its revision after the write.
     pub revision: i64,
+    /// Its change number after the write ([`PlayRow::change_number`]).
+    pub change_number: i64,
+    /// True when the write deleted it (it is a tombstone now).
+    pub deleted: bool,
+}
+
+/// Where a play stands in game order: `(game_order, sequence)`, unique among a game's plays that are not deleted.
+/// The key of [`PlaysPageQuery`]'s keyset pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PlayPosition {
+    /// [`PlayRow::game_order`].
+    pub game_order: i64,
+    /// [`PlayRow::sequence`].
+    pub sequence: i64,
+}
+
+/// A page of a game's plays in game order, of a snapshot as of a change number
+/// ([`Repository::plays_page`](crate::Repository::plays_page)).
+///
+/// The snapshot as of `N` is every play not deleted whose change number is at most `N`. Writes after `N` only
+/// take plays out of it (a play changed later has a higher number), never add or move one, so keyset pages on
+/// [`PlayPosition`] visit each of its plays at most once and in game order, however long the paging takes. The
+/// plays taken out, and the plays added after `N`, are the change feed after `N`
+/// ([`Repository::play_changes`](crate::Repository::play_changes)): a reader that pages through the snapshot and
+/// then follows the feed holds exactly what the store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PlaysPageQuery {
+    /// The snapshot's change number; `None`: the game's current one (the first page).
+    pub as_of: Option<i64>,
+    /// Only plays after this position (the last play of the previous page); `None`: from the start.
+    pub after: Option<PlayPosition>,
+    /// At most this many plays.
+    pub limit: u32,
+}
+
+/// What [`Repository::plays_page`](crate::Repository::plays_page) answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlaysPage {
+    /// The snapshot's change number (the query's, or the game's current one; 0 for a game without plays or not
+    /// stored).
+    pub as_of: i64,
+    /// The plays, in game order.
+    pub plays: Vec<PlayRow>,
 }
 
 /// What a batched play upsert did, with the plays it inserted or changed
@@ -471,6 +531,16 @@ impl PlayRow {
     /// The key as text, `game_id/play_id`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.game_id, self.play_id)
+    }
+
+    /// True for a deletion (written) or a tombstone (read from the change feed).
+    pub fn is_deleted(&self) -> bool {
+        self.change == PlayChange::Delete
+    }
+
+    /// Where the play stands in game order.
+    pub fn position(&self) -> PlayPosition {
+        PlayPosition { game_order: self.game_order, sequence: self.sequence }
     }
 
     /// Checks the schema's rules without touching the database.

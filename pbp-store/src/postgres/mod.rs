@@ -84,11 +84,8 @@ fn migrate(url: &str) -> Result<usize> {
     let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
         .map_err(|source| StoreError::Connect { backend: "postgres", source })?;
     let lock = |sql: String, conn: &mut AsyncConnectionWrapper<AsyncPgConnection>| {
-        diesel::RunQueryDsl::execute(diesel::sql_query(sql), conn).map_err(|source| StoreError::Database {
-            table: "*",
-            operation: "migration lock",
-            source,
-        })
+        diesel::RunQueryDsl::execute(diesel::sql_query(sql), conn)
+            .map_err(|source| StoreError::from_database("*", "migration lock", source))
     };
     lock(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"), &mut conn)?;
     let applied = conn
@@ -99,4 +96,12 @@ fn migrate(url: &str) -> Result<usize> {
     applied
 }
 
-impl_repository!(PgStore, diesel::pg::Pg, Placeholder::Dollar, Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"));
+impl_repository!(
+    PgStore,
+    diesel::pg::Pg,
+    Placeholder::Dollar,
+    Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
+    // Writers of a game's plays take their change numbers one after the other. `NO KEY`: the foreign-key checks
+    // of game states (`FOR KEY SHARE`) need not wait for it.
+    " FOR NO KEY UPDATE"
+);

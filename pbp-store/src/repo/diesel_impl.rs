@@ -19,13 +19,13 @@ pub(crate) fn write_error(table: &'static str, first_key: String, e: DieselError
             | DatabaseErrorKind::NotNullViolation,
             info,
         ) => StoreError::Constraint { table, first_key, message: info.message().to_owned() },
-        source => StoreError::Database { table, operation: "upsert", source },
+        source => StoreError::from_database(table, "upsert", source),
     }
 }
 
 /// Turns a diesel error of a read into a typed error with context.
 pub(crate) fn read_error(table: &'static str) -> impl FnOnce(DieselError) -> StoreError {
-    move |source| StoreError::Database { table, operation: "select", source }
+    move |source| StoreError::from_database(table, "select", source)
 }
 
 /// Splits a chunk's result: `rows` written, of which `existing` were stored before and `changed` were returned
@@ -37,8 +37,29 @@ pub(crate) fn split(rows: usize, existing: u64, changed: u64) -> UpsertOutcome {
 }
 
 macro_rules! impl_repository {
-    ($store:ty, $db:ty, $ph:expr, $snapshot:expr) => {
+    ($store:ty, $db:ty, $ph:expr, $snapshot:expr, $lock:expr) => {
         impl $store {
+            /// The change numbers of the stored games among `ids` (sorted), their rows locked with `$lock` until
+            /// the transaction ends.
+            async fn lock_change_numbers(
+                conn: &mut <Self as $crate::repo::diesel_impl::Backend>::Conn,
+                ids: &[&str],
+            ) -> Result<std::collections::HashMap<String, i64>, diesel::result::Error> {
+                use diesel_async::RunQueryDsl;
+                let mut found = std::collections::HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(1000) {
+                    let mut q =
+                        diesel::sql_query($crate::sql::lock_game_changes($ph, chunk.len(), $lock)).into_boxed::<$db>();
+                    for id in chunk {
+                        q = q.bind::<diesel::sql_types::Text, _>(*id);
+                    }
+                    for r in q.load::<$crate::repo::records::ChangeNumberRecord>(conn).await? {
+                        found.insert(r.key, r.n);
+                    }
+                }
+                Ok(found)
+            }
+
             /// Game ids among `ids` that are not stored.
             async fn missing_games(
                 conn: &mut <Self as $crate::repo::diesel_impl::Backend>::Conn,
@@ -131,7 +152,10 @@ macro_rules! impl_repository {
                 for g in games {
                     g.validate()?;
                 }
-                let (rows, duplicates) = $crate::repo::dedup_last(games, |g| g.id.as_str());
+                let (mut rows, duplicates) = $crate::repo::dedup_last(games, |g| g.id.as_str());
+                // Rows in id order: the order in which play writers lock games (`lock_change_numbers`), so that
+                // the two never wait for each other in a cycle.
+                rows.sort_by(|a, b| a.id.cmp(&b.id));
                 let mut outcome = $crate::model::UpsertOutcome { unchanged: duplicates, ..Default::default() };
                 let Some(first) = <[_]>::first(&rows) else { return Ok(outcome) };
                 let first_key = first.id.clone();
@@ -250,18 +274,34 @@ macro_rules! impl_repository {
                 let table = &sql::PLAYS;
                 let written = conn
                     .transaction(async |conn| {
-                        let missing = Self::missing_games(conn, &game_ids).await?;
-                        if let Some(game_id) = missing.into_iter().next() {
+                        // The games' change numbers, their rows locked until the commit (PostgreSQL; SQLite's
+                        // writers queue on `write_lock`): writers of a game's plays number their changes one after
+                        // the other, so numbers commit in order and a change feed read never skips one.
+                        let mut counters = Self::lock_change_numbers(conn, &game_ids).await?;
+                        if let Some(game_id) = game_ids.iter().find(|id| !counters.contains_key(**id)) {
+                            let game_id = (*game_id).to_owned();
                             let key = rows.iter().find(|p| p.game_id == game_id).map(|p| p.key()).unwrap_or_default();
                             return Ok(Err($crate::error::StoreError::UnknownGame { table: "plays", key, game_id }));
                         }
+                        // Each row is offered the next number of its game, in batch order; a row the upsert leaves
+                        // unchanged does not use its number (the gap is harmless: only the order counts).
+                        let numbers: Vec<i64> = rows
+                            .iter()
+                            .map(|p| {
+                                let counter = counters.entry(p.game_id.clone()).or_default();
+                                *counter += 1;
+                                *counter
+                            })
+                            .collect();
                         let mut total = $crate::model::UpsertOutcome::default();
                         let mut changed = Vec::new();
                         // One prepared statement per chunk size, kept by the connection (see `rows_statement`).
-                        let (prefix, suffix) = sql::upsert_parts(table, "game_id, play_id, revision");
+                        let (prefix, suffix) =
+                            sql::upsert_parts(table, "game_id, play_id, revision, last_change, deleted");
                         let mut start = 0;
                         for size in $crate::repo::rows_statement::chunk_sizes(rows.len(), sql::PLAY_CHUNK_ROWS) {
                             let (chunk, json) = (&rows[start..start + size], &participants[start..start + size]);
+                            let chunk_numbers = &numbers[start..start + size];
                             start += size;
                             let mut q = $crate::repo::rows_statement::RowsStatement::<$db>::new(
                                 &prefix,
@@ -269,7 +309,7 @@ macro_rules! impl_repository {
                                 table.width(),
                                 size,
                             );
-                            for (p, json) in chunk.iter().zip(json) {
+                            for ((p, json), number) in chunk.iter().zip(json).zip(chunk_numbers) {
                                 q.bind(Bind::Text(p.game_id.as_str()))
                                     .bind(Bind::Text(p.play_id.as_str()))
                                     .bind(Bind::BigInt(p.sequence))
@@ -299,9 +339,11 @@ macro_rules! impl_repository {
                                     .bind(Bind::NullableBigInt(p.wallclock))
                                     .bind(Bind::Text(json.as_str()))
                                     .bind(Bind::Text(p.text.as_str()))
+                                    .bind(Bind::Bool(p.is_deleted()))
                                     .bind(Bind::Text(p.change.as_str()))
                                     .bind(Bind::BigInt(p.fetched_at))
-                                    .bind(Bind::BigInt(p.enriched_at));
+                                    .bind(Bind::BigInt(p.enriched_at))
+                                    .bind(Bind::BigInt(*number));
                             }
                             let returned = q.load::<RevisionRecord>(conn).await?;
                             let inserted = returned.iter().filter(|r| r.revision == 1).count() as u64;
@@ -315,7 +357,22 @@ macro_rules! impl_repository {
                                 game_id: r.game_id,
                                 play_id: r.play_id,
                                 revision: r.revision,
+                                change_number: r.last_change,
+                                deleted: r.deleted,
                             }));
+                        }
+                        // The counter of each game with a change moves past the numbers its rows were offered.
+                        let mut moved: Vec<&str> = changed.iter().map(|c| c.game_id.as_str()).collect();
+                        moved.sort_unstable();
+                        moved.dedup();
+                        for game_id in moved {
+                            let Some(number) = counters.get(game_id) else { continue };
+                            diesel::sql_query(sql::set_change_number($ph))
+                                .into_boxed::<$db>()
+                                .bind::<diesel::sql_types::BigInt, _>(*number)
+                                .bind::<diesel::sql_types::Text, _>(game_id)
+                                .execute(conn)
+                                .await?;
                         }
                         Ok::<_, diesel::result::Error>(Ok((total, changed)))
                     })
@@ -543,6 +600,73 @@ macro_rules! impl_repository {
                     records.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?;
                 rows.reverse();
                 Ok(rows)
+            }
+
+            async fn plays_page(
+                &self,
+                game_id: &str,
+                query: &$crate::model::PlaysPageQuery,
+            ) -> $crate::error::Result<$crate::model::PlaysPage> {
+                use diesel::sql_types::{BigInt, Text};
+                use diesel_async::RunQueryDsl;
+                // The snapshot's change number first: every change up to it is committed, so the rows read next
+                // hold all of them (and a change committed in between has a higher number: it is not read).
+                let as_of = match query.as_of {
+                    Some(as_of) => as_of,
+                    None => self.change_number(game_id).await?.unwrap_or(0),
+                };
+                let mut pooled = self.conn().await?;
+                let sql = $crate::sql::select_plays_page($ph, query.after.is_some());
+                let mut q =
+                    diesel::sql_query(sql).into_boxed::<$db>().bind::<Text, _>(game_id).bind::<BigInt, _>(as_of);
+                if let Some(after) = query.after {
+                    q = q.bind::<BigInt, _>(after.game_order).bind::<BigInt, _>(after.sequence);
+                }
+                let records = q
+                    .bind::<BigInt, _>(i64::from(query.limit))
+                    .load::<$crate::repo::records::PlayRecord>(&mut *pooled)
+                    .await
+                    .map_err($crate::repo::diesel_impl::read_error("plays"))?;
+                let plays = records.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?;
+                Ok($crate::model::PlaysPage { as_of, plays })
+            }
+
+            async fn play_changes(
+                &self,
+                game_id: &str,
+                after: i64,
+                limit: Option<u32>,
+            ) -> $crate::error::Result<Vec<$crate::model::PlayRow>> {
+                use diesel::sql_types::{BigInt, Text};
+                use diesel_async::RunQueryDsl;
+                let mut pooled = self.conn().await?;
+                let mut q = diesel::sql_query($crate::sql::select_play_changes($ph, limit.is_some()))
+                    .into_boxed::<$db>()
+                    .bind::<Text, _>(game_id)
+                    .bind::<BigInt, _>(after);
+                if let Some(limit) = limit {
+                    q = q.bind::<BigInt, _>(i64::from(limit));
+                }
+                let records = q
+                    .load::<$crate::repo::records::PlayRecord>(&mut *pooled)
+                    .await
+                    .map_err($crate::repo::diesel_impl::read_error("plays"))?;
+                records.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn change_number(&self, game_id: &str) -> $crate::error::Result<Option<i64>> {
+                use diesel::OptionalExtension;
+                use diesel::sql_types::Text;
+                use diesel_async::RunQueryDsl;
+                let mut pooled = self.conn().await?;
+                let record = diesel::sql_query($crate::sql::select_change_number($ph))
+                    .into_boxed::<$db>()
+                    .bind::<Text, _>(game_id)
+                    .get_result::<$crate::repo::records::CountRecord>(&mut *pooled)
+                    .await
+                    .optional()
+                    .map_err($crate::repo::diesel_impl::read_error("games"))?;
+                Ok(record.map(|r| r.n))
             }
 
             async fn game_state(&self, game_id: &str) -> $crate::error::Result<Option<$crate::model::GameStateRow>> {

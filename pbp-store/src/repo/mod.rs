@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{GameRow, GameStateRow, GamesQuery, PlayRow, PlaysQuery, PlaysWritten, TeamRow, UpsertOutcome};
+use crate::model::{
+    GameRow, GameStateRow, GamesQuery, PlayRow, PlaysPage, PlaysPageQuery, PlaysQuery, PlaysWritten, TeamRow,
+    UpsertOutcome,
+};
 
 pub(crate) mod diesel_impl;
 pub(crate) mod records;
@@ -26,7 +29,9 @@ pub trait Repository: Send + Sync {
 
     /// Inserts or updates plays keyed by `(game_id, play_id)`: a re-delivered play with the same content changes
     /// nothing, a correction (same key, different content) replaces the row and bumps its `revision`, a delivery
-    /// older (`fetched_at`) than the stored one is ignored. The game must be stored, else
+    /// older (`fetched_at`) than the stored one is ignored, a row whose `change` is
+    /// [`PlayChange::Delete`](crate::PlayChange::Delete) makes the play a tombstone. Each play the write changes
+    /// gets the next change number of its game ([`PlayRow::change_number`]). The game must be stored, else
     /// [`StoreError::UnknownGame`](crate::StoreError::UnknownGame).
     async fn upsert_plays(&self, plays: &[PlayRow]) -> Result<UpsertOutcome> {
         Ok(self.upsert_plays_with_changes(plays).await?.outcome)
@@ -50,11 +55,24 @@ pub trait Repository: Send + Sync {
     /// One game.
     async fn game(&self, game_id: &str) -> Result<Option<GameRow>>;
 
-    /// The plays of a game in game order (`game_order`, then `sequence`), filtered by the query.
+    /// The plays of a game in game order (`game_order`, then `sequence`), filtered by the query. Deleted plays are
+    /// not returned.
     async fn plays(&self, game_id: &str, query: &PlaysQuery) -> Result<Vec<PlayRow>>;
 
-    /// The last `n` plays of a game, in game order (the latest last).
+    /// The last `n` plays of a game, in game order (the latest last). Deleted plays are not returned.
     async fn last_plays(&self, game_id: &str, n: u32) -> Result<Vec<PlayRow>>;
+
+    /// A keyset page, in game order, of the game's plays as of a change number (see [`PlaysPageQuery`]).
+    async fn plays_page(&self, game_id: &str, query: &PlaysPageQuery) -> Result<PlaysPage>;
+
+    /// The change feed: every play of the game whose change number is above `after` (inserted, corrected or
+    /// deleted since; a deleted one as its tombstone, [`PlayRow::is_deleted`]), each once in its latest version,
+    /// in change order; at most `limit` of them (the first ones).
+    async fn play_changes(&self, game_id: &str, after: i64, limit: Option<u32>) -> Result<Vec<PlayRow>>;
+
+    /// The game's change number: the highest a play of it has (0 before the first), `None` for a game not
+    /// stored. Every change numbered up to it is committed and visible.
+    async fn change_number(&self, game_id: &str) -> Result<Option<i64>>;
 
     /// The state of a game.
     async fn game_state(&self, game_id: &str) -> Result<Option<GameStateRow>>;
@@ -96,6 +114,15 @@ impl<T: Repository + ?Sized> Repository for std::sync::Arc<T> {
     }
     async fn last_plays(&self, game_id: &str, n: u32) -> Result<Vec<PlayRow>> {
         (**self).last_plays(game_id, n).await
+    }
+    async fn plays_page(&self, game_id: &str, query: &PlaysPageQuery) -> Result<PlaysPage> {
+        (**self).plays_page(game_id, query).await
+    }
+    async fn play_changes(&self, game_id: &str, after: i64, limit: Option<u32>) -> Result<Vec<PlayRow>> {
+        (**self).play_changes(game_id, after, limit).await
+    }
+    async fn change_number(&self, game_id: &str) -> Result<Option<i64>> {
+        (**self).change_number(game_id).await
     }
     async fn game_state(&self, game_id: &str) -> Result<Option<GameStateRow>> {
         (**self).game_state(game_id).await

@@ -4,7 +4,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text};
 
 use crate::error::StoreError;
-use crate::model::{Coordinate, GameRow, GameStateRow, PlayRow, Side, TeamCounters, TeamRow};
+use crate::model::{Coordinate, GameRow, GameStateRow, PlayChange, PlayRow, Side, TeamCounters, TeamRow};
 
 #[derive(QueryableByName)]
 pub(crate) struct KeyRecord {
@@ -26,6 +26,19 @@ pub(crate) struct RevisionRecord {
     pub(crate) play_id: String,
     #[diesel(sql_type = BigInt)]
     pub(crate) revision: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) last_change: i64,
+    #[diesel(sql_type = Bool)]
+    pub(crate) deleted: bool,
+}
+
+/// A game's id and change number.
+#[derive(QueryableByName)]
+pub(crate) struct ChangeNumberRecord {
+    #[diesel(sql_type = Text)]
+    pub(crate) key: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
 }
 
 #[derive(QueryableByName)]
@@ -212,6 +225,10 @@ pub(crate) struct PlayRecord {
     enriched_at: i64,
     #[diesel(sql_type = BigInt)]
     revision: i64,
+    #[diesel(sql_type = Bool)]
+    deleted: bool,
+    #[diesel(sql_type = BigInt)]
+    last_change: i64,
 }
 
 impl TryFrom<PlayRecord> for PlayRow {
@@ -219,7 +236,8 @@ impl TryFrom<PlayRecord> for PlayRow {
     fn try_from(r: PlayRecord) -> Result<Self, StoreError> {
         let key = format!("{}/{}", r.game_id, r.play_id);
         let side: Option<Side> = r.side.as_deref().map(|s| parse("plays", &key, s)).transpose()?;
-        let change = parse("plays", &key, &r.change)?;
+        // A tombstone says so in both columns (a check of the schema); `deleted` is the one reads filter on.
+        let change = if r.deleted { PlayChange::Delete } else { parse("plays", &key, &r.change)? };
         let participants: Vec<String> = serde_json::from_str(&r.participants).map_err(|e| StoreError::Corrupt {
             table: "plays",
             key: key.clone(),
@@ -262,6 +280,7 @@ impl TryFrom<PlayRecord> for PlayRow {
             fetched_at: r.fetched_at,
             enriched_at: r.enriched_at,
             revision: r.revision,
+            change_number: r.last_change,
         })
     }
 }

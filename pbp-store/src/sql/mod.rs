@@ -127,8 +127,12 @@ pub(crate) const PLAYS: Table = Table {
         "wallclock",
         "participants",
         "text",
+        // Being deleted is content: a deletion, and a restored play with its old content, are changes.
+        "deleted",
     ],
-    metadata: &["change", "fetched_at", "enriched_at"],
+    // `last_change` is bound per row with the next number of the game's counter; a row the `WHERE` filters
+    // out keeps its number, and the counter skips the one it was offered.
+    metadata: &["change", "fetched_at", "enriched_at", "last_change"],
     version: Some("fetched_at"),
     revision: Some("revision"),
 };
@@ -268,7 +272,7 @@ pub(crate) const PLAY_COLUMNS: &str = "game_id, play_id, sequence, game_order, l
     clock_seconds, game_seconds_left, period_elapsed_seconds, game_elapsed_seconds, overtime, event_type, \
     espn_type_id, espn_type_text, team_id, side, home_score, away_score, score_differential, score_value, \
     scoring_play, shooting_play, shot_value, coord_x, coord_y, wallclock, participants, text, change, fetched_at, \
-    enriched_at, revision";
+    enriched_at, revision, deleted, last_change";
 
 /// Columns selected for a game.
 pub(crate) const GAME_COLUMNS: &str = "id, league, season, season_type, game_date, start_time, status, \
@@ -287,10 +291,10 @@ pub(crate) const STATE_TEAM_COLUMNS: &str = "game_id, side, team_id, points, fie
     field_goals_attempted, three_pointers_made, three_pointers_attempted, free_throws_made, free_throws_attempted, \
     offensive_rebounds, defensive_rebounds, turnovers, fouls, period_fouls, timeouts";
 
-/// The plays of one game in game order: `since` adds `sequence > ?` (with `corrections`,
+/// The plays of one game (tombstones skipped) in game order: `since` adds `sequence > ?` (with `corrections`,
 /// `(sequence > ? OR revision > 1)`), `limit` adds `LIMIT ?`.
 pub(crate) fn select_plays(ph: Placeholder, since: bool, corrections: bool, limit: bool) -> String {
-    let mut s = format!("SELECT {PLAY_COLUMNS} FROM plays WHERE game_id = ");
+    let mut s = format!("SELECT {PLAY_COLUMNS} FROM plays WHERE NOT deleted AND game_id = ");
     ph.write(&mut s, 1);
     let mut n = 2;
     if since {
@@ -309,11 +313,80 @@ pub(crate) fn select_plays(ph: Placeholder, since: bool, corrections: bool, limi
     s
 }
 
-/// The last `?2` plays of game `?1`, latest first.
+/// The last `?2` plays of game `?1` (tombstones skipped), latest first.
 pub(crate) fn select_last_plays(ph: Placeholder) -> String {
-    let mut s = format!("SELECT {PLAY_COLUMNS} FROM plays WHERE game_id = ");
+    let mut s = format!("SELECT {PLAY_COLUMNS} FROM plays WHERE NOT deleted AND game_id = ");
     ph.write(&mut s, 1);
     s.push_str(" ORDER BY game_order DESC, sequence DESC LIMIT ");
+    ph.write(&mut s, 2);
+    s
+}
+
+/// A keyset page of the snapshot of game `?1` as of change number `?2`: plays not deleted whose change number is
+/// at most `?2`, in game order; `after` adds `(game_order, sequence) > (?3, ?4)`; then `LIMIT` (the last
+/// placeholder).
+pub(crate) fn select_plays_page(ph: Placeholder, after: bool) -> String {
+    let mut s = format!("SELECT {PLAY_COLUMNS} FROM plays WHERE NOT deleted AND game_id = ");
+    ph.write(&mut s, 1);
+    s.push_str(" AND last_change <= ");
+    ph.write(&mut s, 2);
+    let mut n = 3;
+    if after {
+        s.push_str(" AND (game_order, sequence) > (");
+        ph.write(&mut s, 3);
+        s.push_str(", ");
+        ph.write(&mut s, 4);
+        s.push(')');
+        n = 5;
+    }
+    s.push_str(" ORDER BY game_order, sequence LIMIT ");
+    ph.write(&mut s, n);
+    s
+}
+
+/// The change feed of game `?1` after change number `?2`: every play (tombstones included) whose change number is
+/// above it, in change order; `limit` adds `LIMIT ?3`.
+pub(crate) fn select_play_changes(ph: Placeholder, limit: bool) -> String {
+    let mut s = format!("SELECT {PLAY_COLUMNS} FROM plays WHERE game_id = ");
+    ph.write(&mut s, 1);
+    s.push_str(" AND last_change > ");
+    ph.write(&mut s, 2);
+    s.push_str(" ORDER BY last_change");
+    if limit {
+        s.push_str(" LIMIT ");
+        ph.write(&mut s, 3);
+    }
+    s
+}
+
+/// The change number of game `?1`, as `n`.
+pub(crate) fn select_change_number(ph: Placeholder) -> String {
+    let mut s = String::from("SELECT last_change AS n FROM games WHERE id = ");
+    ph.write(&mut s, 1);
+    s
+}
+
+/// The change numbers of `rows` games, as `key` and `n`, in id order; `lock` is appended (PostgreSQL:
+/// `FOR NO KEY UPDATE`, so that writers of the same game's plays take their change numbers one after the other;
+/// SQLite has one writer at a time already).
+pub(crate) fn lock_game_changes(ph: Placeholder, rows: usize, lock: &str) -> String {
+    let mut s = String::from("SELECT id AS key, last_change AS n FROM games WHERE id IN (");
+    for i in 1..=rows {
+        if i > 1 {
+            s.push_str(", ");
+        }
+        ph.write(&mut s, i);
+    }
+    s.push_str(") ORDER BY id");
+    s.push_str(lock);
+    s
+}
+
+/// Sets game `?2`'s change number to `?1`.
+pub(crate) fn set_change_number(ph: Placeholder) -> String {
+    let mut s = String::from("UPDATE games SET last_change = ");
+    ph.write(&mut s, 1);
+    s.push_str(" WHERE id = ");
     ph.write(&mut s, 2);
     s
 }

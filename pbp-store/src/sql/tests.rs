@@ -3,12 +3,17 @@ use super::*;
 #[test]
 fn placeholders_follow_the_backend() {
     let pg = select_plays(Placeholder::Dollar, true, false, true);
-    assert!(pg.ends_with("WHERE game_id = $1 AND sequence > $2 ORDER BY game_order, sequence LIMIT $3"), "{pg}");
+    assert!(
+        pg.ends_with("WHERE NOT deleted AND game_id = $1 AND sequence > $2 ORDER BY game_order, sequence LIMIT $3"),
+        "{pg}"
+    );
     let lite = select_plays(Placeholder::Question, false, false, true);
-    assert!(lite.ends_with("WHERE game_id = ?1 ORDER BY game_order, sequence LIMIT ?2"), "{lite}");
+    assert!(lite.ends_with("WHERE NOT deleted AND game_id = ?1 ORDER BY game_order, sequence LIMIT ?2"), "{lite}");
     let resume = select_plays(Placeholder::Question, true, true, false);
     assert!(
-        resume.ends_with("WHERE game_id = ?1 AND (sequence > ?2 OR revision > 1) ORDER BY game_order, sequence"),
+        resume.ends_with(
+            "WHERE NOT deleted AND game_id = ?1 AND (sequence > ?2 OR revision > 1) ORDER BY game_order, sequence"
+        ),
         "{resume}"
     );
 }
@@ -26,6 +31,32 @@ fn upsert_binds_every_column_of_every_row_once() {
     assert!(!sql.contains("plays.enriched_at IS DISTINCT FROM"));
     assert!(!sql.contains("plays.change IS DISTINCT FROM"));
     assert!(sql.ends_with("RETURNING revision"));
+    // A deletion or a restore is a change; the change number is written with any change.
+    assert!(sql.contains("plays.deleted IS DISTINCT FROM excluded.deleted"));
+    assert!(sql.contains("last_change = excluded.last_change"));
+    assert!(!sql.contains("plays.last_change IS DISTINCT FROM"));
+}
+
+#[test]
+fn pages_and_the_change_feed() {
+    assert_eq!(
+        select_plays_page(Placeholder::Dollar, true),
+        format!(
+            "SELECT {PLAY_COLUMNS} FROM plays WHERE NOT deleted AND game_id = $1 AND last_change <= $2 AND \
+             (game_order, sequence) > ($3, $4) ORDER BY game_order, sequence LIMIT $5"
+        )
+    );
+    assert!(
+        select_plays_page(Placeholder::Question, false)
+            .ends_with("last_change <= ?2 ORDER BY game_order, sequence LIMIT ?3")
+    );
+    assert!(
+        select_play_changes(Placeholder::Question, true).ends_with("last_change > ?2 ORDER BY last_change LIMIT ?3")
+    );
+    assert_eq!(
+        lock_game_changes(Placeholder::Dollar, 2, " FOR NO KEY UPDATE"),
+        "SELECT id AS key, last_change AS n FROM games WHERE id IN ($1, $2) ORDER BY id FOR NO KEY UPDATE"
+    );
 }
 
 #[test]

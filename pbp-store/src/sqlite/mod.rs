@@ -74,7 +74,7 @@ impl SqliteStore {
                 &mut conn,
                 &format!("PRAGMA journal_mode = WAL; {CONNECTION_PRAGMAS}"),
             )
-            .map_err(|source| StoreError::Database { table: "*", operation: "configure", source })?;
+            .map_err(|source| StoreError::from_database("*", "configure", source))?;
             let done = conn
                 .run_pending_migrations(crate::MIGRATIONS)
                 .map_err(|e| StoreError::Migration { backend: "sqlite", message: e.to_string() })?;
@@ -127,7 +127,7 @@ fn spawn_checkpointer(url: &str, alive: std::sync::Weak<()>) -> Result<()> {
     let mut conn =
         SqliteConnection::establish(url).map_err(|source| StoreError::Connect { backend: "sqlite", source })?;
     diesel::connection::SimpleConnection::batch_execute(&mut conn, CONNECTION_PRAGMAS)
-        .map_err(|source| StoreError::Database { table: "*", operation: "configure", source })?;
+        .map_err(|source| StoreError::from_database("*", "configure", source))?;
     let checkpoint = move |conn: &mut SqliteConnection| {
         if let Err(error) = diesel::connection::SimpleConnection::batch_execute(conn, "PRAGMA wal_checkpoint(PASSIVE);")
         {
@@ -147,4 +147,4 @@ fn spawn_checkpointer(url: &str, alive: std::sync::Weak<()>) -> Result<()> {
     Ok(())
 }
 
-impl_repository!(SqliteStore, diesel::sqlite::Sqlite, Placeholder::Question, None::<&str>);
+impl_repository!(SqliteStore, diesel::sqlite::Sqlite, Placeholder::Question, None::<&str>, "");

@@ -74,6 +74,14 @@ pub async fn pg_store() -> anyhow::Result<Option<(PgStore, SchemaGuard)>> {
     Ok(Some((store, guard)))
 }
 
+/// [`pg_store`] whose sessions do not wait for each commit to reach the disk (`synchronous_commit = off`): for
+/// tests that commit thousands of small transactions and are about what they read back, not about durability.
+pub async fn pg_store_without_commit_waits() -> anyhow::Result<Option<(PgStore, SchemaGuard)>> {
+    let Some((url, guard)) = pg_store_unmigrated().await? else { return Ok(None) };
+    let store = PgStore::connect(PgConfig::new(format!("{url}%20-c%20synchronous_commit%3Doff"))).await?;
+    Ok(Some((store, guard)))
+}
+
 /// The URL of a fresh, empty schema (dropped with the guard), or `None` under the same rule as [`pg_store`].
 pub async fn pg_store_unmigrated() -> anyhow::Result<Option<(String, SchemaGuard)>> {
     let base = pg_url();
@@ -167,6 +175,7 @@ pub fn play(game_id: &str, n: i64) -> PlayRow {
         fetched_at: 1_710_712_900_000 + n,
         enriched_at: 1_710_712_900_100 + n,
         revision: 1,
+        change_number: 0,
     }
 }
 

@@ -113,7 +113,7 @@ pub(crate) async fn upgrade(
     metrics: HttpMetrics,
     request: &mut Request<Incoming>,
     game_id: String,
-    since: Option<i64>,
+    resume: crate::http::routes::WsResume,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let headers = request.headers();
     if !wants_upgrade(headers) || !has_token(headers, header::UPGRADE, "websocket") {
@@ -138,7 +138,7 @@ pub(crate) async fn upgrade(
     let on_upgrade = hyper::upgrade::on(request);
     let context = session::Context {
         game_id,
-        since,
+        resume,
         repository,
         hub: push.hub.clone(),
         settings: push.settings,

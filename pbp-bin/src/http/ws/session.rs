@@ -2,14 +2,19 @@
 //!
 //! Gap-free by construction: the session subscribes to its game *before* it reads the snapshot from the store,
 //! so a row written while the snapshot is read is either in the snapshot or in a frame queued behind it (or
-//! both; the session then skips the frame: a play it holds at the same or a later revision, a state it already
-//! sent or an older one).
+//! both; the session then skips the frame: a change the snapshot already holds, a state it already sent or an
+//! older one).
+//!
+//! Every play change has a change number, and a game's play frames are published in change-number order (the
+//! order the changes committed in). The session keeps its *position*: a change number up to which the client
+//! has been sent every change it asked for. After a connect snapshot that is the game's change number read
+//! right after subscribing (every later change comes as a frame); after each frame, that frame's number.
 //!
 //! Backpressure: a session sends one frame at a time and waits for the socket. A client that takes longer than
 //! `send_timeout` to take a frame is dropped. A session that falls more than the channel's capacity behind gets
-//! a fresh snapshot (`reason: "lagged"`: the state, every play after the last sequence it had and every
-//! corrected play before it), unless it already fell behind within `resync_cooldown`; it is then closed with
-//! code 4008 ("client too slow").
+//! a fresh snapshot (`reason: "lagged"`: the state and every play changed, inserted or deleted after its
+//! position: the frames it lost, whatever their sequences), unless it already fell behind within
+//! `resync_cooldown`; it is then closed with code 4008 ("client too slow").
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +25,7 @@ use futures::{SinkExt, StreamExt};
 use hashbrown::HashMap;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use pbp_store::{GameStateRow, PlayRow, PlaysQuery, Repository};
+use pbp_store::{GameStateRow, PlayRow, PlaysQuery, Repository, StoreError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
@@ -34,6 +39,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::WsSettings;
 use crate::http::metrics::HttpMetrics;
+use crate::http::routes::WsResume;
 use crate::push::{Frame, FrameKind, Hub, SnapshotReason, snapshot_text};
 
 /// Close code of a session closed for falling behind twice in a row (private-use range).
@@ -49,7 +55,7 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 /// What a session starts from.
 pub(super) struct Context {
     pub(super) game_id: String,
-    pub(super) since: Option<i64>,
+    pub(super) resume: WsResume,
     pub(super) repository: Arc<dyn Repository>,
     pub(super) hub: Arc<Hub>,
     pub(super) settings: WsSettings,
@@ -57,36 +63,55 @@ pub(super) struct Context {
     pub(super) metrics: HttpMetrics,
 }
 
-/// What the client holds, to skip frames its snapshot already covered.
+/// What the client holds, to skip frames its snapshot already covered and to know where to resume.
 #[derive(Default)]
 struct Held {
-    /// Plays of the last snapshot, with their revisions.
+    /// Plays of the last snapshot when it holds only some of the game (the last plays, or plays after a
+    /// sequence), with their change numbers.
     snapshot_plays: HashMap<String, i64>,
+    /// The last snapshot holds every change up to this number (a snapshot of changes); 0 for a partial one.
+    covered: i64,
+    /// Every change up to this number that the client asked for has been sent: where a resync resumes.
+    position: i64,
     /// The last state sent.
     state: Option<GameStateRow>,
-    /// Highest play sequence sent.
-    max_sequence: Option<i64>,
 }
 
 impl Held {
-    fn from_snapshot(state: Option<GameStateRow>, plays: &[PlayRow], previous_max: Option<i64>) -> Self {
-        let max = plays.iter().map(|p| p.sequence).max();
+    /// After a snapshot of some of the game's plays, read after the game's change number `read_at`: later
+    /// changes come as frames (queued since the subscription); earlier ones are in the snapshot as far as the
+    /// client asked for them.
+    fn partial(state: Option<GameStateRow>, plays: &[PlayRow], read_at: i64) -> Self {
         Self {
-            snapshot_plays: plays.iter().map(|p| (p.play_id.clone(), p.revision)).collect(),
+            snapshot_plays: plays.iter().map(|p| (p.play_id.clone(), p.change_number)).collect(),
+            covered: 0,
+            position: read_at,
             state,
-            max_sequence: max.max(previous_max),
         }
+    }
+
+    /// After a snapshot of every change after `after`: `changes` (the change feed, read after subscribing) is
+    /// complete up to its highest number.
+    fn changes(state: Option<GameStateRow>, changes: &[PlayRow], after: i64) -> Self {
+        let covered = changes.iter().map(|p| p.change_number).max().unwrap_or(after).max(after);
+        Self { snapshot_plays: HashMap::new(), covered, position: covered, state }
+    }
+
+    /// True if a play change tells the client something new; records it.
+    fn take_change(&mut self, play_id: &str, change_number: i64) -> bool {
+        if change_number <= self.covered || self.snapshot_plays.get(play_id).is_some_and(|held| *held >= change_number)
+        {
+            return false;
+        }
+        self.position = self.position.max(change_number);
+        true
     }
 
     /// True if the frame tells the client something new; records it.
     fn take(&mut self, frame: &Frame) -> bool {
         match frame.kind() {
-            FrameKind::Play { play_id, sequence, revision } => {
-                if self.snapshot_plays.get(play_id).is_some_and(|held| held >= revision) {
-                    return false;
-                }
-                self.max_sequence = self.max_sequence.max(Some(*sequence));
-                true
+            FrameKind::Play { play_id, change_number, .. } | FrameKind::Delete { play_id, change_number } => {
+                self.take_change(play_id, *change_number)
             }
             FrameKind::State(state) => {
                 if self.state.as_ref().is_some_and(|held| !crate::push::supersedes(state, held)) {
@@ -132,8 +157,12 @@ async fn serve(socket: Socket, context: &Context) -> End {
     // its read buffer, 4 KiB, on each one): at 15,000 sessions that is 15,000 wasted reads per play.
     let (client_left, mut client_gone) = oneshot::channel();
     let _reader = AbortOnDropHandle::new(tokio::spawn(read_client(incoming, client_left)));
-    let connect = SnapshotReason::Connect;
-    let mut held = match send_snapshot(&mut sink, context, connect, context.since, context.since).await {
+    let start = match context.resume {
+        WsResume { since_change: Some(after), .. } => Start::Changes { after },
+        WsResume { since: Some(since), .. } => Start::AfterSequence(since),
+        WsResume { .. } => Start::LastPlays,
+    };
+    let mut held = match send_snapshot(&mut sink, context, SnapshotReason::Connect, start).await {
         Ok(held) => held,
         Err(end) => return client_close_wins(end, &mut client_gone),
     };
@@ -176,8 +205,8 @@ async fn serve(socket: Socket, context: &Context) -> End {
                     context.metrics.websocket_resyncs.inc();
                     last_resync = Some(Instant::now());
                     subscription.skip_queued();
-                    let since = held.max_sequence;
-                    match send_snapshot(&mut sink, context, SnapshotReason::Lagged, since, since).await {
+                    let start = Start::Changes { after: held.position };
+                    match send_snapshot(&mut sink, context, SnapshotReason::Lagged, start).await {
                         Ok(fresh) => held = fresh,
                         Err(end) => break end,
                     }
@@ -225,23 +254,49 @@ pub(crate) fn client_message(read: Option<Result<Message, WsError>>) -> Option<E
     }
 }
 
-/// Reads the snapshot from the store and sends it: the state and either what a client holding every play up
-/// to `since` may lack ([`plays_to_resume`]) or the last plays.
+/// What a snapshot holds.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// The last plays in game order (`--ws-snapshot-plays`).
+    LastPlays,
+    /// Deprecated (`?since=SEQ`): the plays logged after a sequence, and the corrected ones before it.
+    AfterSequence(i64),
+    /// Every change after a change number (`?since_change=N`, and every resync).
+    Changes { after: i64 },
+}
+
+/// Reads the snapshot from the store (after the session subscribed) and sends it. The change feed and the
+/// change number are read from the store itself, never from a cache: a stale one could lack a change whose
+/// frame the session will skip.
 async fn send_snapshot(
     sink: &mut futures::stream::SplitSink<Socket, Message>,
     context: &Context,
     reason: SnapshotReason,
-    since: Option<i64>,
-    previous_max: Option<i64>,
+    start: Start,
 ) -> Result<Held, End> {
-    let repository = &context.repository;
+    let repository = context.repository.as_ref();
     let game_id = context.game_id.as_str();
-    let plays = match since {
-        Some(since) => plays_to_resume(repository.as_ref(), game_id, since).await,
-        None => repository.last_plays(game_id, context.settings.snapshot_plays).await,
+    let read = async {
+        let (held, mut plays) = match start {
+            Start::Changes { after } => {
+                let changes = repository.play_changes(game_id, after, None).await?;
+                (Held::changes(None, &changes, after), changes)
+            }
+            Start::LastPlays | Start::AfterSequence(_) => {
+                // Read before the plays: every change after it is published after the subscription.
+                let read_at = repository.change_number(game_id).await?.unwrap_or(0);
+                let plays = match start {
+                    Start::AfterSequence(since) => plays_to_resume(repository, game_id, since).await?,
+                    _ => repository.last_plays(game_id, context.settings.snapshot_plays).await?,
+                };
+                (Held::partial(None, &plays, read_at), plays)
+            }
+        };
+        let state = repository.game_state(game_id).await?;
+        plays.sort_by_key(PlayRow::position);
+        Ok::<_, StoreError>((Held { state, ..held }, plays))
     };
-    let read = async { Ok::<_, pbp_store::StoreError>((repository.game_state(game_id).await?, plays?)) };
-    let (state, plays) = match read.await {
+    let (held, plays) = match read.await {
         Ok(read) => read,
         Err(error) => {
             let frame = CloseFrame { code: CloseCode::Again, reason: "the store is unavailable; retry later".into() };
@@ -249,11 +304,13 @@ async fn send_snapshot(
             return Err(End::Failed(format!("snapshot read failed: {error}")));
         }
     };
-    let text = snapshot_text(game_id, reason, state.as_ref(), &plays).map_err(|e| End::Failed(e.to_string()))?;
+    let (deleted, plays): (Vec<PlayRow>, Vec<PlayRow>) = plays.into_iter().partition(PlayRow::is_deleted);
+    let text = snapshot_text(game_id, reason, held.position, held.state.as_ref(), &plays, &deleted)
+        .map_err(|e| End::Failed(e.to_string()))?;
     for fragment in fragments(AsRef::<Bytes>::as_ref(&text), SNAPSHOT_FRAGMENT) {
         send(sink, context, Message::Frame(fragment)).await?;
     }
-    Ok(Held::from_snapshot(state, &plays, previous_max))
+    Ok(held)
 }
 
 /// `text` as the frames of one text message, each with at most `size` bytes of payload (one frame when it

@@ -342,6 +342,128 @@ async fn a_correction_made_while_away_or_behind_is_not_lost() -> anyhow::Result<
     server.stop().await
 }
 
+/// What a WebSocket client holds: every play by id (revision and text), from snapshots, `play` and `delete`
+/// frames.
+#[derive(Default)]
+struct ClientPlays(std::collections::BTreeMap<String, (i64, String)>);
+
+impl ClientPlays {
+    fn apply(&mut self, message: &Value) {
+        let keep = |held: &mut Self, play: &Value| {
+            let entry = (play["revision"].as_i64().unwrap(), play["text"].as_str().unwrap().to_owned());
+            held.0.insert(play["id"].as_str().unwrap().to_owned(), entry);
+        };
+        match message["type"].as_str() {
+            Some("snapshot") => {
+                for play in message["plays"].as_array().unwrap() {
+                    keep(self, play);
+                }
+                for play in message["deleted"].as_array().unwrap() {
+                    self.0.remove(play["id"].as_str().unwrap());
+                }
+            }
+            Some("play") => keep(self, &message["play"]),
+            Some("delete") => {
+                self.0.remove(message["play"]["id"].as_str().unwrap());
+            }
+            _ => {}
+        }
+    }
+
+    async fn equals_the_store(&self, repository: &dyn Repository) -> anyhow::Result<()> {
+        let stored = repository.plays("live", &pbp_store::PlaysQuery::default()).await?;
+        let stored: std::collections::BTreeMap<String, (i64, String)> =
+            stored.into_iter().map(|p| (p.play_id, (p.revision, p.text))).collect();
+        assert_eq!(self.0, stored, "the client holds what the store holds");
+        Ok(())
+    }
+}
+
+/// Item B: a session that falls behind resumes from the change number of the last change it was sent, not from
+/// a sequence. Here the last play it got before falling behind is a late insert with a high sequence, and the
+/// plays it lost (logged earlier, lower sequences) and a deletion must still reach it.
+#[tokio::test]
+async fn a_lagged_client_ends_equal_to_the_store_after_a_late_insert() -> anyhow::Result<()> {
+    let settings = WsSettings { resync_cooldown: Duration::from_secs(60), ..WsSettings::default() };
+    let server = Server::start(4, settings).await?;
+    let mut client = server.connect("/ws/live").await?;
+    let mut held = ClientPlays::default();
+    held.apply(&next_json(&mut client, Duration::from_secs(5)).await?);
+    // A late insert with a high sequence, early in the game: sent.
+    server.writer.upsert_plays(&[play("live", 100, 0)]).await?;
+    let frame = next_json(&mut client, Duration::from_secs(5)).await?;
+    assert_eq!(frame["play"]["id"], "live100");
+    held.apply(&frame);
+    // Then a burst that overflows the channel: plays with lower sequences, a correction and a deletion.
+    let mut burst: Vec<PlayRow> = (11..31).map(|s| play("live", s, s)).collect();
+    let mut corrected = play("live", 4, 2);
+    corrected.text = "Play 4, corrected".to_owned();
+    corrected.fetched_at += 1;
+    let mut deleted = play("live", 5, 4);
+    deleted.change = pbp_store::PlayChange::Delete;
+    deleted.fetched_at += 1;
+    burst.insert(3, corrected);
+    burst.push(deleted);
+    server.writer.upsert_plays(&burst).await?;
+    let mut lagged = false;
+    let end = server.writer.change_number("live").await?.unwrap_or_default();
+    loop {
+        let message = next_json(&mut client, Duration::from_secs(5)).await?;
+        lagged |= message["reason"] == "lagged";
+        held.apply(&message);
+        let reached = match message["type"].as_str() {
+            Some("snapshot") => message["change_number"].as_i64(),
+            Some("play" | "delete") => message["play"]["change_number"].as_i64(),
+            _ => None,
+        };
+        if reached == Some(end) {
+            break;
+        }
+    }
+    assert!(lagged, "the burst overflowed the channel");
+    held.equals_the_store(&server.writer).await?;
+    assert!(!held.0.contains_key("live5"), "the deletion reached the client");
+    nothing_more(&mut client).await;
+    server.stop().await
+}
+
+/// `?since_change=N` resumes with every change after N: new and corrected plays, and deletions.
+#[tokio::test]
+async fn since_change_resumes_with_every_change_after_it() -> anyhow::Result<()> {
+    let server = Server::start(1024, WsSettings::default()).await?;
+    let mut client = server.connect("/ws/live").await?;
+    let mut held = ClientPlays::default();
+    let snapshot = next_json(&mut client, Duration::from_secs(5)).await?;
+    let at = snapshot["change_number"].as_i64().unwrap();
+    assert_eq!(at, 4, "four plays stored: the game is at change 4");
+    held.apply(&snapshot);
+    drop(client);
+    // While the client is away: a late insert, a correction, a deletion.
+    let mut corrected = play("live", 3, 1);
+    corrected.text = "Play 3, corrected".to_owned();
+    corrected.fetched_at += 1;
+    let mut deleted = play("live", 10, 3);
+    deleted.change = pbp_store::PlayChange::Delete;
+    deleted.fetched_at += 1;
+    server.writer.upsert_plays(&[play("live", 11, 0), corrected, deleted]).await?;
+    let mut resumed = server.connect(&format!("/ws/live?since_change={at}")).await?;
+    let snapshot = next_json(&mut resumed, Duration::from_secs(5)).await?;
+    assert_eq!(ids(&snapshot["plays"]), ["live11", "live3"], "in game order");
+    assert_eq!(ids(&snapshot["deleted"]), ["live10"]);
+    assert_eq!(snapshot["change_number"], 7);
+    held.apply(&snapshot);
+    held.equals_the_store(&server.writer).await?;
+    // Then frames, each with its change number.
+    server.writer.upsert_plays(&[play("live", 12, 9)]).await?;
+    let frame = next_json(&mut resumed, Duration::from_secs(5)).await?;
+    assert_eq!((frame["play"]["id"].as_str(), frame["play"]["change_number"].as_i64()), (Some("live12"), Some(8)));
+    let mut nothing = server.connect("/ws/live?since_change=8").await?;
+    let snapshot = next_json(&mut nothing, Duration::from_secs(5)).await?;
+    assert!(snapshot["plays"].as_array().unwrap().is_empty() && snapshot["deleted"].as_array().unwrap().is_empty());
+    assert_eq!(snapshot["change_number"], 8);
+    server.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_does_not_delay_the_others() -> anyhow::Result<()> {
     let settings = WsSettings { send_timeout: Duration::from_secs(1), ..WsSettings::default() };
@@ -438,6 +560,8 @@ async fn handshakes_are_checked_like_rest_requests() -> anyhow::Result<()> {
     let v13 = "Sec-WebSocket-Version: 13\r\n";
     assert_eq!(status(ask("/ws/ghost", v13)).await, "HTTP/1.1 404");
     assert_eq!(status(ask("/ws/live?since=-1", v13)).await, "HTTP/1.1 400");
+    assert_eq!(status(ask("/ws/live?since_change=x", v13)).await, "HTTP/1.1 400");
+    assert_eq!(status(ask("/ws/live?since=1&since_change=1", v13)).await, "HTTP/1.1 400");
     assert_eq!(status(ask("/ws/live?from=1", v13)).await, "HTTP/1.1 400");
     assert_eq!(status(ask("/ws/li%20ve", v13)).await, "HTTP/1.1 400");
     assert_eq!(status(ask("/ws/live", "Sec-WebSocket-Version: 8\r\n")).await, "HTTP/1.1 426");

@@ -5,8 +5,12 @@
 //! - **Bootstrap barrier.** When the pipeline opens, the table reads every partition up to its end offset as
 //!   of that moment before the first record is joined.
 //! - **Updates apply to later records.** Before each batch is processed (and after it was polled), the table
-//!   catches up with everything appended to its topic so far; a table update therefore applies to every
-//!   record appended after it. A table update never re-emits earlier join results.
+//!   asks the transport for the end offset of each of its partitions and reads up to it (on Kafka the high
+//!   watermark, which tansu can report low: the reader then also waits for librdkafka's end-of-partition
+//!   event after its last record). A table record appended before a stream record was *read* is therefore
+//!   applied before that record is joined, whatever the table's reader had fetched by then: a play produced
+//!   right after its team's record is never dropped (inner join) or joined with nothing (left join). A table
+//!   update never re-emits earlier join results.
 //! - **Tombstones delete.** A null value removes the key.
 //! - **Key mapper.** The join looks the table up by a key derived from each record (`key_of`); `None` means
 //!   "no table key".

@@ -3,15 +3,17 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::FutureExt;
 use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use tokio::time::Instant;
@@ -19,16 +21,42 @@ use tokio::time::Instant;
 use crate::record::{ConsumedRecord, Headers, Origin, RawRecord, TopicPartition};
 use crate::transport::{Consumer, Rebalance, TransportError};
 
-/// Rebalance callbacks: queue the change for the pipeline; before partitions are revoked, commit the
-/// offsets stored so far (every stored offset is of a finished record).
+/// The group member's rebalance handling. An assignment is applied at once and queued for the pipeline. A
+/// revocation is only queued: librdkafka keeps the partitions (and the group waits, up to the rebalance timeout,
+/// `max.poll.interval.ms`) until the pipeline has finished what it processed of them, flushed its output
+/// (changelogs, sinks, dead letters) and committed, and then calls [`Consumer::release`]. librdkafka allows the
+/// (un)assign call after the callback returned, as long as it comes within that timeout.
 #[derive(Default)]
 pub(super) struct GroupContext {
     events: Mutex<VecDeque<Rebalance>>,
     assignment: Mutex<Vec<TopicPartition>>,
     /// Consumer lag per partition from librdkafka's statistics (`statistics.interval.ms`).
     lag: Mutex<HashMap<TopicPartition, u64>>,
-    /// Where each assigned partition starts: its committed offset, or its log start when none.
-    start: Mutex<HashMap<TopicPartition, u64>>,
+    /// Counts rebalance callbacks, so that a release answers only the revocation it was asked for.
+    generation: AtomicU64,
+    /// The revocation waiting for [`Consumer::release`].
+    revoking: Mutex<Option<PendingRevoke>>,
+    /// Set while the consumer closes: librdkafka then waits for the revocation inside `close`, so it is answered
+    /// at once.
+    closing: AtomicBool,
+}
+
+/// A revocation handed to the pipeline whose partitions librdkafka still holds.
+struct PendingRevoke {
+    generation: u64,
+    partitions: TopicPartitionList,
+}
+
+/// Gives up revoked partitions: `unassign` in the eager protocol (everything was revoked), `incremental_unassign`
+/// in the cooperative one.
+fn unassign<C: ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    partitions: &TopicPartitionList,
+) -> KafkaResult<()> {
+    match consumer.rebalance_protocol() {
+        RebalanceProtocol::Cooperative => consumer.incremental_unassign(partitions),
+        _ => consumer.unassign(),
+    }
 }
 
 /// librdkafka reports reaching the end of a partition through the error callback too; it is not an error.
@@ -71,48 +99,61 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
-        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(error) => tracing::warn!(%error, "Commit before revocation failed."),
-            }
-            let revoked = partitions_of(tpl);
-            self.assignment.lock().retain(|tp| !revoked.contains(tp));
-            self.events.lock().push_back(Rebalance::Revoked(revoked));
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
-        match rebalance {
-            rdkafka::consumer::Rebalance::Assign(tpl) => {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let applied = match consumer.rebalance_protocol() {
+                    RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+                    _ => consumer.assign(tpl),
+                };
+                if let Err(error) = applied {
+                    tracing::error!(%error, "Applying an assignment failed.");
+                }
+                // librdkafka keeps a partition's pause flag across unassign and assign: a partition paused by
+                // `keep_alive` before it was revoked would come back paused and never be fetched again.
+                if let Err(error) = consumer.resume(tpl) {
+                    tracing::error!(%error, "Resuming newly assigned partitions failed.");
+                }
                 let assigned = partitions_of(tpl);
-                // Runs on the polling thread; two short requests per rebalance.
-                let committed = consumer.committed_offsets((*tpl).clone(), Duration::from_secs(10));
-                let mut start = self.start.lock();
+                let mut assignment = self.assignment.lock();
                 for tp in &assigned {
-                    let from_commit = committed.as_ref().ok().and_then(|c| {
-                        c.find_partition(&tp.topic, tp.partition as i32).and_then(|e| match e.offset() {
-                            Offset::Offset(o) => Some(o.max(0) as u64),
-                            _ => None,
-                        })
-                    });
-                    let offset = from_commit.or_else(|| {
-                        consumer
-                            .fetch_watermarks(&tp.topic, tp.partition as i32, Duration::from_secs(10))
-                            .ok()
-                            .map(|(low, _)| low.max(0) as u64)
-                    });
-                    if let Some(o) = offset {
-                        start.insert(tp.clone(), o);
+                    if !assignment.contains(tp) {
+                        assignment.push(tp.clone());
                     }
                 }
-                drop(start);
-                self.assignment.lock().extend(assigned.iter().cloned());
+                drop(assignment);
                 self.events.lock().push_back(Rebalance::Assigned(assigned));
             }
-            rdkafka::consumer::Rebalance::Error(error) => tracing::warn!(%error, "Rebalance error."),
-            rdkafka::consumer::Rebalance::Revoke(_) => {}
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if !self.closing.load(Ordering::Acquire) => {
+                let revoked = partitions_of(tpl);
+                tracing::debug!(
+                    ?revoked,
+                    generation,
+                    "Revocation queued; the partitions go once the pipeline released them."
+                );
+                *self.revoking.lock() = Some(PendingRevoke { generation, partitions: tpl.clone() });
+                self.events.lock().push_back(Rebalance::Revoked(revoked));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Closing: what was finished is committed by the consumer's drop; nothing waits for the pipeline.
+                if let Err(error) = unassign(consumer, tpl) {
+                    tracing::warn!(%error, "Giving up partitions on close failed.");
+                }
+                let revoked = partitions_of(tpl);
+                self.assignment.lock().retain(|tp| !revoked.contains(tp));
+            }
+            other => {
+                // What librdkafka's own handler does with a rebalance error: give everything up and rejoin.
+                tracing::warn!(error = %RDKafkaErrorCode::from(other), "Rebalance error; giving up the assignment.");
+                if let Err(error) = consumer.unassign() {
+                    tracing::warn!(%error, "Unassigning after a rebalance error failed.");
+                }
+                let revoked = std::mem::take(&mut *self.assignment.lock());
+                if !revoked.is_empty() {
+                    self.events.lock().push_back(Rebalance::Revoked(revoked));
+                }
+            }
         }
     }
 
@@ -161,6 +202,22 @@ pub(super) struct Progress {
 }
 
 impl Progress {
+    /// Notes that partition `p` reached its end: librdkafka's fetch position of `p`, read from `positions` (a
+    /// local call), is that end, so everything below it was read, gaps left by compaction included.
+    fn reached_end(&mut self, p: i32, positions: KafkaResult<TopicPartitionList>) {
+        self.at_end.insert(p as u32);
+        if let Ok(tpl) = positions {
+            for e in tpl.elements() {
+                if e.partition() == p
+                    && let Offset::Offset(o) = e.offset()
+                {
+                    let pos = self.positions.entry(TopicPartition::new(e.topic(), p as u32)).or_default();
+                    *pos = (*pos).max(o.max(0) as u64);
+                }
+            }
+        }
+    }
+
     /// Copies a received message and records the progress it means.
     fn accept(&mut self, m: &BorrowedMessage<'_>) -> ConsumedRecord {
         let r = to_record(&mut self.topics, m);
@@ -187,7 +244,8 @@ async fn next_event<C: ConsumerContext + 'static>(
 
 /// A consumer-group member.
 pub(super) struct GroupConsumer {
-    pub(super) consumer: StreamConsumer<GroupContext>,
+    /// Shared with blocking tasks (a synchronous commit before revoked partitions are released).
+    pub(super) consumer: Arc<StreamConsumer<GroupContext>>,
     /// For high-watermark requests, which block: run off the async threads.
     pub(super) metadata: Arc<BaseConsumer>,
     pub(super) request_timeout: Duration,
@@ -196,11 +254,46 @@ pub(super) struct GroupConsumer {
     pub(super) paused: Option<TopicPartitionList>,
     /// Records received while paused (already fetched before the pause took effect).
     pub(super) stash: VecDeque<ConsumedRecord>,
+    /// Where assigned partitions without a received record start: the group's committed offset, or the log
+    /// start when none. Learned when needed (`caught_up`), not in the rebalance callback, which runs on the
+    /// polling task and must not wait for the broker.
+    pub(super) start: HashMap<TopicPartition, u64>,
 }
 
 impl GroupConsumer {
     fn context(&self) -> &GroupContext {
         self.consumer.context()
+    }
+
+    /// Learns where `partitions` start (committed offsets, else log starts), off the async threads.
+    async fn learn_starts(&mut self, partitions: Vec<TopicPartition>) -> Result<(), TransportError> {
+        let (consumer, metadata, timeout) = (self.consumer.clone(), self.metadata.clone(), self.request_timeout);
+        let starts = tokio::task::spawn_blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            for tp in &partitions {
+                tpl.add_partition(&tp.topic, tp.partition as i32);
+            }
+            let committed = consumer.committed_offsets(tpl, timeout)?;
+            let mut starts = Vec::with_capacity(partitions.len());
+            for tp in partitions {
+                let from_commit =
+                    committed.find_partition(&tp.topic, tp.partition as i32).and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o.max(0) as u64),
+                        _ => None,
+                    });
+                let start = match from_commit {
+                    Some(o) => o,
+                    None => metadata.fetch_watermarks(&tp.topic, tp.partition as i32, timeout)?.0.max(0) as u64,
+                };
+                starts.push((tp, start));
+            }
+            KafkaResult::Ok(starts)
+        })
+        .await
+        .map_err(|e| TransportError::client("blocking task", e))?
+        .map_err(|e| TransportError::client("committed offsets", e))?;
+        self.start.extend(starts);
+        Ok(())
     }
 }
 
@@ -243,9 +336,7 @@ impl Consumer for GroupConsumer {
                     out.push(self.progress.accept(&m));
                     taken += 1;
                 }
-                Err(KafkaError::PartitionEOF(p)) => {
-                    self.progress.at_end.insert(p as u32);
-                }
+                Err(KafkaError::PartitionEOF(p)) => self.progress.reached_end(p, self.consumer.position()),
                 Err(error) => {
                     // Errors here are mostly transient (a broker moved, a topic is being created); librdkafka
                     // retries on its own. Report and let the caller poll again.
@@ -294,9 +385,7 @@ impl Consumer for GroupConsumer {
         while let Some(next) = self.consumer.recv().now_or_never() {
             match next {
                 Ok(m) => self.stash.push_back(self.progress.accept(&m)),
-                Err(KafkaError::PartitionEOF(p)) => {
-                    self.progress.at_end.insert(p as u32);
-                }
+                Err(KafkaError::PartitionEOF(p)) => self.progress.reached_end(p, self.consumer.position()),
                 Err(error) => {
                     tracing::warn!(%error, "Consumer error while paused.");
                     break;
@@ -312,6 +401,7 @@ impl Consumer for GroupConsumer {
             // What this member knew of partitions it no longer owns is stale if they come back later.
             let owned = self.assignment();
             self.progress.positions.retain(|tp, _| !revoked.contains(tp));
+            self.start.retain(|tp, _| !revoked.contains(tp));
             self.progress.at_end.retain(|p| owned.iter().any(|tp| tp.partition == *p));
             self.stash
                 .retain(|r| !revoked.iter().any(|tp| tp.partition == r.origin.partition && tp.topic == r.origin.topic));
@@ -320,7 +410,34 @@ impl Consumer for GroupConsumer {
     }
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.progress.positions.get(partition).copied().or_else(|| self.context().start.lock().get(partition).copied())
+        self.progress.positions.get(partition).copied().or_else(|| self.start.get(partition).copied())
+    }
+
+    /// Commits synchronously what the pipeline committed (off the async threads), then gives the partitions up,
+    /// unless a later rebalance superseded the revocation.
+    async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), TransportError> {
+        let Some(pending) = self.context().revoking.lock().take() else { return Ok(()) };
+        if pending.generation != self.context().generation.load(Ordering::Acquire) {
+            // A later rebalance (librdkafka may rejoin without waiting, e.g. on a metadata change) already decided
+            // about these partitions: giving them up now could drop a fresh assignment.
+            tracing::debug!(?partitions, "Revocation superseded by a later rebalance; nothing to release.");
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        let revoked = partitions_of(&pending.partitions);
+        tokio::task::spawn_blocking(move || {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => tracing::warn!(%error, "Commit before releasing partitions failed."),
+            }
+            unassign(&*consumer, &pending.partitions)
+        })
+        .await
+        .map_err(|e| TransportError::client("blocking task", e))?
+        .map_err(|e| TransportError::client("releasing revoked partitions", e))?;
+        self.context().assignment.lock().retain(|tp| !revoked.contains(tp));
+        tracing::info!(?revoked, "Revoked partitions released.");
+        Ok(())
     }
 
     /// Every assigned partition had its end-of-partition event after its last record, and the position is
@@ -330,6 +447,11 @@ impl Consumer for GroupConsumer {
         let assignment = self.assignment();
         if assignment.is_empty() || !assignment.iter().all(|tp| self.progress.at_end.contains(&tp.partition)) {
             return Ok(false);
+        }
+        let unknown: Vec<TopicPartition> =
+            assignment.iter().filter(|tp| self.position(tp).is_none()).cloned().collect();
+        if !unknown.is_empty() {
+            self.learn_starts(unknown).await?;
         }
         for tp in assignment {
             let (metadata, timeout, topic) = (self.metadata.clone(), self.request_timeout, tp.topic.to_string());
@@ -355,11 +477,31 @@ impl Consumer for GroupConsumer {
 
 impl Drop for GroupConsumer {
     fn drop(&mut self) {
-        // Offsets are committed asynchronously; make sure the last ones land before leaving the group.
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => tracing::warn!(%error, "Final commit failed."),
+        self.context().closing.store(true, Ordering::Release);
+        off_the_async_threads(|| {
+            // Offsets are committed asynchronously; make sure the last ones land before leaving the group.
+            match self.consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => tracing::warn!(%error, "Final commit failed."),
+            }
+        });
+        // A revocation the pipeline never released (it stopped first) would hold the close up.
+        if let Some(pending) = self.context().revoking.lock().take()
+            && let Err(error) = unassign(&*self.consumer, &pending.partitions)
+        {
+            tracing::warn!(%error, "Giving up revoked partitions on close failed.");
         }
+    }
+}
+
+/// Runs a blocking broker call from synchronous code (a `Drop`): on a multi-threaded Tokio runtime the worker's
+/// other tasks move to other threads first; elsewhere it simply runs.
+fn off_the_async_threads<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
@@ -403,22 +545,7 @@ impl Consumer for Reader {
                     out.push(self.progress.accept(&m));
                     taken += 1;
                 }
-                Err(KafkaError::PartitionEOF(p)) => {
-                    self.progress.at_end.insert(p as u32);
-                    // At the end of the partition as the last fetch saw it, the fetch position is that end:
-                    // everything below it has been read, gaps left by compaction included.
-                    if let Ok(tpl) = self.consumer.position() {
-                        for e in tpl.elements() {
-                            if e.partition() == p
-                                && let Offset::Offset(o) = e.offset()
-                                && let Some(pos) =
-                                    self.progress.positions.get_mut(&TopicPartition::new(e.topic(), p as u32))
-                            {
-                                *pos = (*pos).max(o.max(0) as u64);
-                            }
-                        }
-                    }
-                }
+                Err(KafkaError::PartitionEOF(p)) => self.progress.reached_end(p, self.consumer.position()),
                 Err(error) => {
                     tracing::warn!(%error, "Reader error.");
                     break;

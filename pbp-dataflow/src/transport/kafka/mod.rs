@@ -6,9 +6,11 @@
 //!   delivery reports of its own records in `flush`. A full client queue (`QueueFull`) makes `send` wait;
 //!   nothing is dropped.
 //! - Consuming in a group: offsets are stored and committed only for records the pipeline finished
-//!   (`enable.auto.offset.store=false`, `enable.auto.commit=false`, commit at each checkpoint); before
-//!   partitions are revoked the stored offsets are committed synchronously; rebalances reach the pipeline as
-//!   [`Rebalance`] events, before any record of a newly assigned partition is processed. librdkafka bounds
+//!   (`enable.auto.offset.store=false`, `enable.auto.commit=false`, commit at each checkpoint); rebalances
+//!   reach the pipeline as [`Rebalance`](crate::transport::Rebalance) events, before any record of a newly assigned partition is processed,
+//!   and revoked partitions are kept until the pipeline has flushed and committed what it processed of them and
+//!   calls [`Consumer::release`]. The rebalance callbacks make no broker calls (they run on the task that
+//!   polls). librdkafka bounds
 //!   its prefetch (`queued.max.messages.kbytes`), so a slow pipeline stops fetching rather than buffering.
 //! - Reading without a group (tables, changelogs): partitions are assigned from the beginning and read to the
 //!   end; see [`Transport::end_offsets`] for how the end is established.
@@ -225,12 +227,13 @@ impl Transport for KafkaTransport {
         let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(client_error(format!("subscribing to {topics:?}")))?;
         Ok(Box::new(GroupConsumer {
-            consumer,
+            consumer: Arc::new(consumer),
             metadata: self.metadata.clone(),
             request_timeout: self.config.request_timeout,
             progress: Default::default(),
             paused: None,
             stash: VecDeque::new(),
+            start: HashMap::new(),
         }))
     }
 
