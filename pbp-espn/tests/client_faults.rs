@@ -107,6 +107,26 @@ async fn rate_limits_are_retried_after_the_servers_delay() -> anyhow::Result<()>
 }
 
 #[tokio::test]
+async fn no_retry_after_wait_follows_the_last_attempt() -> anyhow::Result<()> {
+    let (fake, running) = start().await?;
+    let mut registry = Registry::default();
+    let mut config = fast_config(&running.base_url());
+    config.retry.max_attempts = 2;
+    config.retry.backoff_max = Duration::from_secs(5);
+    let client = EspnClient::new(config, &mut registry)?;
+    fake.push_fault(FaultRule::always(SUMMARY, Fault::RateLimited { retry_after_secs: 2 }));
+    let started = Instant::now();
+    let error = client.summary(League::Nba, GAME).await.err();
+    let took = started.elapsed();
+    assert!(matches!(error, Some(ClientError::Status { status: 429, .. })), "{error:?}");
+    assert_eq!(fake.request_count(SUMMARY), 2);
+    // One wait of 2 s before the retry; waiting again after the second 429 would make it 4 s.
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_millis(3500), "took {took:?}");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn slow_responses_time_out_and_are_retried() -> anyhow::Result<()> {
     let (fake, running) = start().await?;
     let mut registry = Registry::default();
@@ -188,6 +208,76 @@ async fn the_breaker_opens_refuses_then_half_opens_and_closes() -> anyhow::Resul
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert!(client.summary(League::Nba, GAME).await.is_err());
     assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::Open);
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_breaker_gauge_turns_half_open_when_the_open_time_is_up_without_any_request() -> anyhow::Result<()> {
+    let (fake, running) = start().await?;
+    let mut registry = Registry::default();
+    let mut config = fast_config(&running.base_url());
+    config.retry.max_attempts = 1;
+    config.breaker =
+        BreakerConfig { failure_threshold: 2, open_duration: Duration::from_secs(60), success_threshold: 1 };
+    let client = EspnClient::new(config, &mut registry)?;
+    fake.push_fault(FaultRule::always(SUMMARY, Fault::Status(503)));
+    for _ in 0..2 {
+        assert!(client.summary(League::Nba, GAME).await.is_err());
+    }
+    let text = metrics_text(&registry)?;
+    assert!(text.contains(r#"espn_breaker_state{endpoint="summary"} 2"#), "{text}");
+    assert!(text.contains(r#"espn_breaker_state{endpoint="teams"} 0"#), "every endpoint is reported: {text}");
+
+    // Nothing is sent from here on: the clock alone moves the breaker, and the gauge follows.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(59)).await;
+    let text = metrics_text(&registry)?;
+    assert!(text.contains(r#"espn_breaker_state{endpoint="summary"} 2"#), "{text}");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let text = metrics_text(&registry)?;
+    assert!(text.contains(r#"espn_breaker_state{endpoint="summary"} 1"#), "{text}");
+    assert_eq!(fake.request_count(SUMMARY), 2);
+    tokio::time::resume();
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_admitted_while_closed_is_not_the_half_open_probe() -> anyhow::Result<()> {
+    const SLOW_GAME: &str = "401828387";
+    let (fake, running) = start().await?;
+    let mut registry = Registry::default();
+    let mut config = fast_config(&running.base_url());
+    config.retry.max_attempts = 1;
+    config.breaker =
+        BreakerConfig { failure_threshold: 2, open_duration: Duration::from_millis(300), success_threshold: 1 };
+    let client = std::sync::Arc::new(EspnClient::new(config, &mut registry)?);
+    // A summary request goes out while the breaker is closed and answers (200) only after the breaker has opened
+    // and turned half-open.
+    fake.push_fault(FaultRule::times(SLOW_GAME, Fault::Delay(Duration::from_millis(900)), 1));
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move { client.summary(League::MensCollege, SLOW_GAME).await.map(|_| ()) }
+    });
+    let admitted = Instant::now();
+    while fake.request_count(&format!("summary?event={SLOW_GAME}")) == 0 {
+        assert!(admitted.elapsed() < Duration::from_secs(5), "the slow request never reached the server");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    fake.push_fault(FaultRule::always(SUMMARY, Fault::Status(503)));
+    for _ in 0..2 {
+        assert!(client.summary(League::Nba, GAME).await.is_err());
+    }
+    assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::Open);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::HalfOpen);
+    slow.await??;
+    // Its success says nothing about the server since the breaker opened: no probe has answered yet.
+    assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::HalfOpen);
+    fake.clear_faults();
+    assert!(client.summary(League::Nba, GAME).await.is_ok(), "the probe");
+    assert_eq!(client.breaker_state(Endpoint::Summary), BreakerState::Closed);
     running.shutdown().await;
     Ok(())
 }

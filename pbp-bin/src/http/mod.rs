@@ -7,10 +7,10 @@
 //! to [`DRAIN`].
 
 mod encoding;
-mod error;
+pub(crate) mod error;
 mod health;
 mod metrics;
-mod routes;
+pub(crate) mod routes;
 #[cfg(test)]
 pub(crate) mod tests;
 pub(crate) mod views;

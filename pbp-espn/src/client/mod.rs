@@ -7,7 +7,8 @@
 //! * conditional requests: `ETag`/`Last-Modified` are remembered per URL and sent back; a `304` reuses the
 //!   last body ([`Fetched::not_modified`] tells the caller nothing changed);
 //! * one [`CircuitBreaker`] per [`Endpoint`]; a refused request costs nothing on the network;
-//! * metrics `espn_polls_total{endpoint,outcome}` and `espn_breaker_state{endpoint}` in the caller's registry.
+//! * metrics `espn_polls_total{endpoint,outcome}` and `espn_breaker_state{endpoint}` in the caller's registry (the
+//!   gauge reads the breakers at each scrape, so it shows a timed open-to-half-open change with no request).
 //!
 //! A logical request counts once for the breaker, after its retries: transport errors, 5xx, 429 and bodies
 //! that do not parse are failures; 2xx, 304 and other 4xx (the service answered; the request was wrong) are
@@ -20,7 +21,8 @@ mod retry_after;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH};
@@ -28,17 +30,15 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use reqwest::StatusCode;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use reqwest_retry::RetryTransientMiddleware;
-use reqwest_retry::policies::ExponentialBackoff;
+use tokio::time::Instant;
 
-pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit, PermitKind, Recorded};
 pub use metrics::PollOutcome;
 
 use crate::League;
 use crate::model::{self, CdnPlayByPlay, CorePlaysPage, ParseError, Scoreboard, Summary, TeamsResponse};
 use conditional::ConditionalCache;
-use metrics::ClientMetrics;
-use retry_after::RetryAfterMiddleware;
+use metrics::{Breakers, ClientMetrics};
 
 /// The ESPN endpoints, each with its own circuit breaker and metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -232,7 +232,7 @@ pub struct Fetched<T> {
 pub struct EspnClient {
     http: ClientWithMiddleware,
     config: ClientConfig,
-    breakers: Mutex<HashMap<Endpoint, CircuitBreaker>>,
+    breakers: Breakers,
     conditional: ConditionalCache,
     metrics: ClientMetrics,
 }
@@ -250,21 +250,16 @@ impl EspnClient {
             .gzip(true)
             .build()
             .map_err(ClientError::Build)?;
-        let base = config.retry.backoff_base;
-        let max = config.retry.backoff_max.max(base);
-        let policy = ExponentialBackoff::builder()
-            .retry_bounds(base, max)
-            .build_with_max_retries(config.retry.max_attempts.saturating_sub(1));
-        let http = ClientBuilder::new(reqwest_client)
-            .with(RetryTransientMiddleware::new_with_policy(policy))
-            .with(RetryAfterMiddleware { max_wait: max })
-            .build();
-        let breakers = Endpoint::ALL.into_iter().map(|e| (e, CircuitBreaker::new(config.breaker))).collect();
+        let (retry, retry_after) = retry_after::retry_middlewares(&config.retry);
+        let http = ClientBuilder::new(reqwest_client).with(retry).with(retry_after).build();
+        let breakers: HashMap<_, _> =
+            Endpoint::ALL.into_iter().map(|e| (e, CircuitBreaker::new(config.breaker))).collect();
+        let breakers = Arc::new(Mutex::new(breakers));
         Ok(EspnClient {
             http,
             conditional: ConditionalCache::new(config.conditional_cache_entries),
-            metrics: ClientMetrics::register(registry),
-            breakers: Mutex::new(breakers),
+            metrics: ClientMetrics::register(registry, breakers.clone()),
+            breakers,
             config,
         })
     }
@@ -352,12 +347,15 @@ impl EspnClient {
         url: &str,
         parse: fn(&[u8]) -> Result<T, ParseError>,
     ) -> Result<Fetched<T>, ClientError> {
-        if let Some(breaker) = self.breakers.lock().get_mut(&endpoint)
-            && let Err(retry_in) = breaker.try_acquire(Instant::now())
-        {
-            self.metrics.poll(endpoint, PollOutcome::BreakerOpen);
-            return Err(ClientError::BreakerOpen { endpoint, retry_in });
-        }
+        let admitted = self.breakers.lock().get_mut(&endpoint).map(|breaker| breaker.try_acquire(Instant::now()));
+        let permit = match admitted {
+            Some(Ok(permit)) => Some(permit),
+            Some(Err(retry_in)) => {
+                self.metrics.poll(endpoint, PollOutcome::BreakerOpen);
+                return Err(ClientError::BreakerOpen { endpoint, retry_in });
+            }
+            None => None,
+        };
         let result = self.fetch_body(endpoint, url).await.and_then(|(body, not_modified)| match parse(&body) {
             Ok(value) => Ok(Fetched { value, not_modified }),
             Err(source) => {
@@ -370,20 +368,15 @@ impl EspnClient {
             Err((outcome, _)) => (*outcome, *outcome != PollOutcome::ClientError),
         };
         self.metrics.poll(endpoint, outcome);
-        let state = {
-            let mut breakers = self.breakers.lock();
-            breakers.get_mut(&endpoint).map(|breaker| {
-                let now = Instant::now();
-                if counts_as_failure {
-                    breaker.on_failure(now)
-                } else {
-                    breaker.on_success(now)
-                }
-                breaker.state(now)
-            })
-        };
-        if let Some(state) = state {
-            self.metrics.set_breaker_state(endpoint, state);
+        if let (Some(breaker), Some(permit)) = (self.breakers.lock().get_mut(&endpoint), permit) {
+            let now = Instant::now();
+            // A stale outcome (the breaker changed state while the request was out) is left out on purpose: see
+            // `CircuitBreaker`.
+            if counts_as_failure {
+                breaker.on_failure(permit, now);
+            } else {
+                breaker.on_success(permit, now);
+            }
         }
         result.map_err(|(_, error)| error)
     }

@@ -6,7 +6,7 @@
 //! WebSocket handshake. Messages are described in `crate::push` and `docs/serving.md`; what a session does is
 //! in [`session`].
 
-mod session;
+pub(crate) mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,17 @@ impl Push {
     }
 }
 
+/// The WebSocket settings of a session's connection: small read buffer, no write batching, and the client's
+/// messages and frames bounded by `max_client_message`.
+pub(crate) fn session_config(settings: &WsSettings) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(16 << 20)
+        .max_message_size(Some(settings.max_client_message))
+        .max_frame_size(Some(settings.max_client_message))
+}
+
 /// True if the request asks to switch to another protocol (`Connection: upgrade`).
 pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
     has_token(headers, header::CONNECTION, "upgrade")
@@ -134,12 +145,7 @@ pub(crate) async fn upgrade(
         closing: push.closing.clone(),
         metrics,
     };
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(16 << 20)
-        .max_message_size(Some(push.settings.max_client_message))
-        .max_frame_size(Some(push.settings.max_client_message));
+    let config = session_config(&push.settings);
     push.sessions.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {

@@ -26,13 +26,14 @@ use hashbrown::HashMap;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use pbp_store::{GameStateRow, PlayRow, PlaysQuery, Repository, StoreError};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -125,7 +126,7 @@ impl Held {
 
 /// Why a session ended, for the log.
 #[derive(Debug)]
-enum End {
+pub(crate) enum End {
     ClientClosed,
     ServerClosing,
     TooSlow,
@@ -228,18 +229,29 @@ fn client_close_wins(end: End, client_gone: &mut oneshot::Receiver<End>) -> End 
     }
 }
 
-/// Reads what the client sends until it closes or the connection fails, and says which.
-async fn read_client(mut incoming: SplitStream<Socket>, left: oneshot::Sender<End>) {
+/// Reads what the client sends until it closes or the connection fails, and says which. Generic over the
+/// connection so that the fuzz target can feed it bytes from memory (`crate::fuzzing::ws_client_bytes`).
+pub(crate) async fn read_client<S>(mut incoming: SplitStream<WebSocketStream<S>>, left: oneshot::Sender<End>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let end = loop {
-        match incoming.next().await {
-            None | Some(Ok(Message::Close(_))) => break End::ClientClosed,
-            Some(Err(error)) => break End::Failed(error.to_string()),
-            // Pings are answered by tungstenite (the reply leaves with the next write or flush); clients have
-            // nothing else to say.
-            Some(Ok(_)) => {}
+        if let Some(end) = client_message(incoming.next().await) {
+            break end;
         }
     };
     drop(left.send(end));
+}
+
+/// What one read from the client's side means for the session: `None` to keep reading, else how it ended.
+pub(crate) fn client_message(read: Option<Result<Message, WsError>>) -> Option<End> {
+    match read {
+        None | Some(Ok(Message::Close(_))) => Some(End::ClientClosed),
+        Some(Err(error)) => Some(End::Failed(error.to_string())),
+        // Pings are answered by tungstenite (the reply leaves with the next write or flush); clients have
+        // nothing else to say.
+        Some(Ok(_)) => None,
+    }
 }
 
 /// What a snapshot holds.
