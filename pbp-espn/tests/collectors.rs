@@ -376,3 +376,63 @@ async fn a_play_removed_at_the_end_is_deleted_before_the_collector_stops() -> an
     running.shutdown().await;
     Ok(())
 }
+
+/// A cache that serves an older copy of the live document (without the latest play), and then `304` for that
+/// copy's ETag, shows one stale document twice: that must not delete the play. Only snapshots that ESPN really
+/// sent again count before the final whistle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_copy_and_its_304_do_not_delete_a_live_play() -> anyhow::Result<()> {
+    let paths = [common::fixtures_dir().join("nba-summary-401810084.json")];
+    let fake =
+        FakeEspn::from_files(&paths, FakeOptions { live: true, speed: 1.0, corrections: false, deletions: false })?;
+    fake.use_manual_clock();
+    fake.advance(fake.replay_duration() / 2);
+    let running = fake.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let client = Arc::new(EspnClient::new(ClientConfig::with_base_url(&running.base_url()), &mut Registry::default())?);
+    let game_id = "401810084";
+    // The live document now, and a stale copy of it without its latest play.
+    let url = format!("{}/apis/site/v2/sports/basketball/nba/summary?event={game_id}", running.base_url());
+    let current: serde_json::Value = serde_json::from_slice(&reqwest::get(&url).await?.bytes().await?)?;
+    let mut stale = current.clone();
+    let plays = stale["plays"].as_array_mut().ok_or_else(|| anyhow::anyhow!("a plays array"))?;
+    let latest = plays.pop().ok_or_else(|| anyhow::anyhow!("plays revealed"))?;
+    let latest_id = latest["id"].as_str().unwrap_or_default().to_owned();
+
+    let (events, mut receiver) = mpsc::channel(64);
+    let config = CollectorConfig { plays_interval: Duration::from_millis(20), ..CollectorConfig::new(League::Nba) };
+    let collector = PlayCollector::new(client, &config, game_id.to_owned(), events);
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(collector.run(cancel.clone()));
+    let first = tokio::time::timeout(PATIENCE, async {
+        collect_until(&mut receiver, |event| matches!(event, CollectorEvent::Plays(_))).await
+    })
+    .await?;
+    assert!(first.iter().any(|c| c.play.play_id == latest_id), "the latest play was delivered");
+    // The next two fetches: the stale copy, then (for its ETag) 304. Then the real document again.
+    let requests_before = fake.request_count("/summary");
+    fake.push_fault(FaultRule::times(
+        "/summary",
+        Fault::Serve { body: bytes::Bytes::from(serde_json::to_vec(&stale)?), etag: "\"stale\"".to_owned() },
+        2,
+    ));
+    tokio::time::timeout(PATIENCE, async {
+        while fake.request_count("/summary") < requests_before + 6 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await?;
+    cancel.cancel();
+    let state = tokio::time::timeout(PATIENCE, run).await???;
+    let mut later = Vec::new();
+    while let Ok(event) = receiver.try_recv() {
+        if let CollectorEvent::Plays(batch) = event {
+            later.extend(batch.changes);
+        }
+    }
+    let deleted: Vec<&str> =
+        later.iter().filter(|c| c.kind == ChangeKind::Deleted).map(|c| c.play.play_id.as_str()).collect();
+    assert!(deleted.is_empty(), "no play deleted by a stale copy: {deleted:?}");
+    assert_eq!(state.pending_deletions(), 0, "the play is back in the feed");
+    running.shutdown().await;
+    Ok(())
+}

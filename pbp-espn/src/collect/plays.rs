@@ -78,9 +78,11 @@ impl PlayCollector {
                     client_errors = 0;
                     self.undecodable.reset();
                     let is_final = game_is_final(&fetched.value);
-                    // A 304 is the same snapshot again: nothing new, but one more snapshot without the plays
-                    // that are missing from it, which counts towards deleting them.
-                    if !fetched.not_modified || self.state.pending_deletions() > 0 {
+                    // A 304 is the same snapshot again. After the final whistle it counts as one more snapshot
+                    // without the plays missing from it, so that a play removed at the end is deleted. Before,
+                    // it does not: a cache can serve an older copy that lacks the latest plays, and the 304 for
+                    // that copy's ETag would make two snapshots of one stale document, deleting real plays.
+                    if !fetched.not_modified || (final_seen && self.state.pending_deletions() > 0) {
                         self.emit(&fetched.value).await?;
                     }
                     if final_seen {

@@ -17,7 +17,10 @@
 //! plays for one fetch. And a snapshot with no play at all does not count towards deletions (ESPN serving an
 //! empty list mid-game is a fault, not the removal of the whole game).
 //!
-//! New and updated plays are ordered by feed position, then the deletions by id.
+//! New and updated plays are ordered by feed position, then the deletions by id. One kind of deletion comes first:
+//! a new play that takes the sequence number of a play missing from the snapshot *replaces* it (ESPN logged the
+//! play again under another id), and the old play is deleted at once, ahead of the new one, since two live plays
+//! cannot share a sequence number downstream.
 //!
 //! # Restart rule
 //!
@@ -198,9 +201,31 @@ impl GameSnapshotState {
                 Some(_) => {}
             }
         }
+        // A new play that takes the sequence number of a play missing from this snapshot replaces it (ESPN logged
+        // the play again under another id): the old one is deleted now, ahead of the new one, rather than after
+        // `delete_after` snapshots, since two live plays cannot share a sequence number downstream.
+        let mut replaced: HashSet<String> = HashSet::new();
+        if self.delete_after > 0 {
+            let missing_by_sequence: HashMap<u64, &str> = self
+                .plays
+                .iter()
+                .filter(|(id, t)| !t.deleted && !seen.contains(id.as_str()))
+                .filter_map(|(id, t)| t.play.sequence.map(|sequence| (sequence, id.as_str())))
+                .collect();
+            for (index, kind, _) in &pending {
+                let play = &snapshot[*index];
+                if *kind == ChangeKind::New
+                    && let Some(old) = play.sequence.and_then(|sequence| missing_by_sequence.get(&sequence))
+                    && *old != play.play_id
+                {
+                    replaced.insert((*old).to_owned());
+                }
+            }
+        }
         // An empty snapshot is a fault of the feed, not the removal of every play: it does not count.
         let counts = self.delete_after > 0 && !snapshot.is_empty();
         let mut deleted: Vec<NormalizedPlay> = Vec::new();
+        let mut deleted_first: Vec<NormalizedPlay> = Vec::new();
         for (id, tracked) in &mut self.plays {
             let present = seen.contains(id.as_str());
             if tracked.present && !present {
@@ -209,6 +234,9 @@ impl GameSnapshotState {
             tracked.present = present;
             if present {
                 tracked.absent = 0;
+            } else if replaced.contains(id.as_str()) {
+                tracked.deleted = true;
+                deleted_first.push(tracked.play.clone());
             } else if counts && !tracked.deleted {
                 tracked.absent += 1;
                 if tracked.absent >= self.delete_after {
@@ -219,6 +247,13 @@ impl GameSnapshotState {
         }
         diff.vanished.sort();
         let length = snapshot.len();
+        deleted_first.sort_by(|a, b| a.play_id.cmp(&b.play_id));
+        diff.changes.extend(deleted_first.into_iter().map(|play| PlayChange {
+            kind: ChangeKind::Deleted,
+            position: length,
+            late_insert: false,
+            play,
+        }));
         let mut plays: Vec<Option<NormalizedPlay>> = snapshot.into_iter().map(Some).collect();
         for (position, kind, print) in pending {
             let Some(play) = plays.get_mut(position).and_then(Option::take) else { continue };
@@ -294,6 +329,29 @@ mod tests {
 
     fn ids(diff: &SnapshotDiff) -> Vec<(&str, ChangeKind, bool)> {
         diff.changes.iter().map(|c| (c.play.play_id.as_str(), c.kind, c.late_insert)).collect()
+    }
+
+    #[test]
+    fn a_new_play_that_takes_a_missing_plays_sequence_replaces_it_at_once() {
+        let mut state = GameSnapshotState::new();
+        state.apply(vec![play("4", 0), play("5", 0), play("6", 0)]);
+        // ESPN re-logs sequence 5 under another id: the old play is deleted first, in the same diff.
+        let mut relogged = play("5", 2);
+        relogged.play_id = "5b".to_owned();
+        let diff = state.apply(vec![play("4", 0), relogged.clone(), play("6", 0)]);
+        // (A new play before known ones counts as a late insert.)
+        assert_eq!(ids(&diff), [("5", ChangeKind::Deleted, false), ("5b", ChangeKind::New, true)]);
+        assert!(state.apply(vec![play("4", 0), relogged.clone(), play("6", 0)]).changes.is_empty());
+        // A play still in the feed is not replaced by a newcomer with its number (ESPN's duplicate): it stays.
+        let mut twin = play("6", 0);
+        twin.play_id = "6b".to_owned();
+        let diff = state.apply(vec![play("4", 0), relogged.clone(), play("6", 0), twin]);
+        assert_eq!(ids(&diff), [("6b", ChangeKind::New, false)]);
+        // With deletions off, nothing is deleted.
+        let mut never = GameSnapshotState::new().with_delete_after(0);
+        never.apply(vec![play("4", 0), play("5", 0)]);
+        let diff = never.apply(vec![play("4", 0), relogged]);
+        assert_eq!(ids(&diff), [("5b", ChangeKind::New, false)]);
     }
 
     #[test]

@@ -18,6 +18,14 @@ pub enum Fault {
     Truncate,
     /// Answer 200 with an HTML error page instead of JSON.
     Malformed,
+    /// Answer with this document and ETag instead of the current one, as a cache that kept an older copy does; a
+    /// request whose `If-None-Match` is that ETag gets `304`.
+    Serve {
+        /// The JSON served.
+        body: bytes::Bytes,
+        /// Its ETag, quoted (`"stale"`).
+        etag: String,
+    },
 }
 
 /// A fault applied to requests whose path and query contain `path_contains`.

@@ -422,7 +422,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> HttpResponse {
         .get(ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|encoding| encoding.trim().starts_with("gzip")));
-    match fault {
+    match fault.clone() {
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return error_response(status, "injected fault");
@@ -437,6 +437,15 @@ async fn handle(state: &State, request: Request<Incoming>) -> HttpResponse {
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Malformed) => {
             return body_response(Bytes::from_static(b"<!doctype html><p>Service temporarily unavailable</p>"), None);
+        }
+        Some(Fault::Serve { body, etag }) => {
+            if if_none_match.as_deref() == Some(etag.as_str()) {
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::NOT_MODIFIED;
+                insert_etag(&mut response, &etag);
+                return response;
+            }
+            return body_response(body, Some(&etag));
         }
         Some(Fault::Truncate) | None => {}
     }
