@@ -247,13 +247,7 @@ impl GameSnapshotState {
         }
         diff.vanished.sort();
         let length = snapshot.len();
-        deleted_first.sort_by(|a, b| a.play_id.cmp(&b.play_id));
-        diff.changes.extend(deleted_first.into_iter().map(|play| PlayChange {
-            kind: ChangeKind::Deleted,
-            position: length,
-            late_insert: false,
-            play,
-        }));
+        diff.changes.extend(deletions(deleted_first, length));
         let mut plays: Vec<Option<NormalizedPlay>> = snapshot.into_iter().map(Some).collect();
         for (position, kind, print) in pending {
             let Some(play) = plays.get_mut(position).and_then(Option::take) else { continue };
@@ -261,15 +255,20 @@ impl GameSnapshotState {
             let late_insert = kind == ChangeKind::New && known_after[position];
             diff.changes.push(PlayChange { kind, position, late_insert, play });
         }
-        deleted.sort_by(|a, b| a.play_id.cmp(&b.play_id));
-        diff.changes.extend(deleted.into_iter().map(|play| PlayChange {
-            kind: ChangeKind::Deleted,
-            position: length,
-            late_insert: false,
-            play,
-        }));
+        diff.changes.extend(deletions(deleted, length));
         diff
     }
+}
+
+/// Deletion changes for `plays` (their last emitted versions), by play id, placed after a snapshot of `length`.
+fn deletions(mut plays: Vec<NormalizedPlay>, length: usize) -> impl Iterator<Item = PlayChange> {
+    plays.sort_by(|a, b| a.play_id.cmp(&b.play_id));
+    plays.into_iter().map(move |play| PlayChange {
+        kind: ChangeKind::Deleted,
+        position: length,
+        late_insert: false,
+        play,
+    })
 }
 
 /// A hash of everything that makes a play's content; a different fingerprint for the same id is a correction.
