@@ -18,7 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Expected, Pbp, assert_deleted, assert_game, fixtures_dir, free_port, services_required, wait_for_game};
+use common::{
+    Expected, Pbp, assert_deleted, assert_game, fixtures_dir, free_port, port_open, services_required, wait_for_game,
+    wait_for_port,
+};
 use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
 use pbp_dataflow::transport::read_to_end;
 use pbp_dataflow::{Transport, dlq};
@@ -27,32 +30,8 @@ use pbp_store::{PgConfig, PgStore, PlaysQuery, Repository};
 
 const GAME_FILE: &str = "nba-summary-401810084.json";
 
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-}
-
-fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !port_open(port) {
-        anyhow::ensure!(Instant::now() < deadline, "{what} is not listening on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
-
 fn tansu_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("PBP_TANSU") {
-        return Some(PathBuf::from(path));
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("tansu"))
-        .find(|candidate| candidate.is_file());
-    on_path.or_else(|| {
-        let cached = PathBuf::from(std::env::var_os("HOME")?).join(".cache/pbp-tools/bin/tansu");
-        cached.is_file().then_some(cached)
-    })
+    std::env::var_os("PBP_TANSU").map(PathBuf::from).or_else(|| common::tool("tansu"))
 }
 
 /// A broker of this test's own, killed when dropped.

@@ -34,7 +34,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Pbp, content, fixtures_dir, free_port, services_required};
+use common::{Pbp, content, fixtures_dir, free_port, port_open, services_required, tool, wait_for_port};
 use pbp_dataflow::Transport;
 use pbp_dataflow::transport::kafka::{KafkaConfig, KafkaTransport};
 use pbp_dataflow::transport::read_to_end;
@@ -218,32 +218,6 @@ impl Drop for Guarded {
     }
 }
 
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-}
-
-fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !port_open(port) {
-        anyhow::ensure!(Instant::now() < deadline, "{what} is not listening on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
-
-/// `name` on `PATH`, or under `~/.cache/pbp-tools/bin` (where `.ci/run` puts tansu).
-fn binary(name: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file());
-    on_path.or_else(|| {
-        let cached = PathBuf::from(std::env::var_os("HOME")?).join(".cache/pbp-tools/bin").join(name);
-        cached.is_file().then_some(cached)
-    })
-}
-
 fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
     let output = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]).output()?;
     anyhow::ensure!(output.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&output.stderr));
@@ -281,10 +255,10 @@ fn tools() -> anyhow::Result<Option<Tools>> {
         eprintln!("skipping: {what}; set PBP_REQUIRE_SERVICES=1 to fail instead");
         Ok(None)
     };
-    let (Some(tansu), Some(s3), Some(redis)) = (binary("tansu"), binary("s3s-fs"), binary("redis-server")) else {
+    let (Some(tansu), Some(s3), Some(redis)) = (tool("tansu"), tool("s3s-fs"), tool("redis-server")) else {
         return missing("tansu, s3s-fs or redis-server is not installed");
     };
-    if binary("psql").is_none() || binary("pg_ctlcluster").is_none() {
+    if tool("psql").is_none() || tool("pg_ctlcluster").is_none() {
         return missing("psql or pg_ctlcluster is not installed");
     }
     if !port_open(5432) {

@@ -283,6 +283,34 @@ pub(crate) fn content(play: &PlayRow) -> PlayRow {
     }
 }
 
+/// Whether something accepts connections on 127.0.0.1:`port`.
+pub(crate) fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// Waits up to 30 s for `what` to listen on 127.0.0.1:`port`.
+pub(crate) fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !port_open(port) {
+        anyhow::ensure!(Instant::now() < deadline, "{what} is not listening on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// The program `name` on `PATH`, or under `~/.cache/pbp-tools/bin` (where `.ci/run` puts tansu).
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    on_path.or_else(|| {
+        let cached = PathBuf::from(std::env::var_os("HOME")?).join(".cache/pbp-tools/bin").join(name);
+        cached.is_file().then_some(cached)
+    })
+}
+
 /// A free TCP port on 127.0.0.1 (free when this returns).
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
